@@ -1,0 +1,100 @@
+"""nbmlops: the MLOps layer that lives inside Jupyter.
+
+``import nbmlops`` is cheap: it loads the fluent API and the store resolver only; pandas,
+scikit-learn, matplotlib, ipywidgets and optuna are imported by the parts that need them.
+"""
+
+from __future__ import annotations
+
+from nbmlops._version import __version__
+from nbmlops.client import Client
+from nbmlops.entities import (
+    Artifact,
+    DatasetInput,
+    Experiment,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
+from nbmlops.errors import AlreadyExists, InvalidArgument, NbMlopsError, NotFound, StoreError
+from nbmlops.tracking import (
+    ActiveRun,
+    active_run,
+    end_run,
+    flush,
+    get_client,
+    get_experiment,
+    get_experiment_by_name,
+    get_run,
+    get_tracking_uri,
+    last_active_run,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_input,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_runs,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+
+MlflowClient = Client  # the name MLflow users reach for
+
+__all__ = [
+    "ActiveRun",
+    "AlreadyExists",
+    "Artifact",
+    "Client",
+    "DatasetInput",
+    "Experiment",
+    "InvalidArgument",
+    "Metric",
+    "MlflowClient",
+    "NbMlopsError",
+    "NotFound",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "StoreError",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_client",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

@@ -1,0 +1,157 @@
+"""Input rules shared by the client, the stores and (later) the REST handlers.
+
+Each check raises :class:`~nbmlops.errors.InvalidArgument` with a message that names the
+argument, shows the offending value (shortened) and states the rule, so a user never has to
+guess why a call was refused. Nothing is truncated silently: a value over a limit is refused.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from typing import Any
+
+from nbmlops.errors import InvalidArgument
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_BYTES = 64 * 1024
+MAX_TAG_VALUE_BYTES = 1024 * 1024
+MAX_NAME_LENGTH = 500
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+KEY_RULE = (
+    f"keys are 1-{MAX_KEY_LENGTH} characters, contain no '/' or '\\\\', no control characters, "
+    "no leading/trailing whitespace, and are not '.' or '..'"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr`` of ``value`` cut to ``limit`` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_key(key: Any, kind: str = "key") -> str:
+    """Check a param/metric/tag key and return it.
+
+    Args:
+        key: the key to check.
+        kind: what the key names ("param", "metric", "tag") for the error message.
+    """
+    if not isinstance(key, str):
+        raise InvalidArgument(f"{kind} key must be a string, got {type(key).__name__} {short(key)}")
+    if (
+        not key
+        or len(key) > MAX_KEY_LENGTH
+        or "/" in key
+        or "\\" in key
+        or _CONTROL.search(key)
+        or key != key.strip()
+        or key in (".", "..")
+    ):
+        raise InvalidArgument(f"invalid {kind} key {short(key)}: {KEY_RULE}")
+    return key
+
+
+def _check_text_size(value: str, limit: int, what: str) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidArgument(
+            f"{what} is {size} bytes; the limit is {limit} bytes (values are never truncated)"
+        )
+    return value
+
+
+def param_value_to_str(key: str, value: Any) -> str:
+    """Convert a param value to its stored string form, refusing oversize values."""
+    text = value if isinstance(value, str) else str(value)
+    return _check_text_size(text, MAX_PARAM_VALUE_BYTES, f"value of param {key!r}")
+
+
+def tag_value_to_str(key: str, value: Any) -> str:
+    """Convert a tag value to its stored string form, refusing oversize values."""
+    text = value if isinstance(value, str) else str(value)
+    return _check_text_size(text, MAX_TAG_VALUE_BYTES, f"value of tag {key!r}")
+
+
+def metric_value_to_float(key: str, value: Any) -> float:
+    """Convert a metric value to float; NaN and ±inf are allowed, non-numbers are refused."""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    # numpy 0-d arrays and similar scalars that are not registered as numbers.Real.
+    if getattr(value, "ndim", None) == 0 and not isinstance(value, (str, bytes)):
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return result
+    raise InvalidArgument(
+        f"metric {key!r} must be a real number (int, float, NaN or ±inf), "
+        f"got {type(value).__name__} {short(value)}"
+    )
+
+
+def validate_step(step: Any) -> int:
+    """Check a metric step: an integer (not bool) within int64."""
+    if step is None:
+        return 0
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidArgument(f"metric step must be an integer, got {type(step).__name__} {short(step)}")
+    step = int(step)
+    if not INT64_MIN <= step <= INT64_MAX:
+        raise InvalidArgument(f"metric step {step} is outside the 64-bit integer range")
+    return step
+
+
+def validate_timestamp(timestamp: Any) -> int:
+    """Check a timestamp in milliseconds since the epoch (a non-negative int64)."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral):
+        raise InvalidArgument(
+            f"timestamp must be integer milliseconds since the epoch, got {short(timestamp)}"
+        )
+    timestamp = int(timestamp)
+    if not 0 <= timestamp <= INT64_MAX:
+        raise InvalidArgument(f"timestamp {timestamp} is outside 0..2**63-1 milliseconds")
+    return timestamp
+
+
+def validate_run_id(run_id: Any) -> str:
+    """Check a run id: 32 lowercase hex characters."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidArgument(f"invalid run id {short(run_id)}: run ids are 32 lowercase hex characters")
+    return run_id
+
+
+def validate_name(name: Any, what: str) -> str:
+    """Check a human-facing name (experiment, run): non-empty text without control chars."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(name).__name__} {short(name)}")
+    if not name.strip() or len(name) > MAX_NAME_LENGTH or _CONTROL.search(name):
+        raise InvalidArgument(
+            f"invalid {what} {short(name)}: names are 1-{MAX_NAME_LENGTH} characters, not blank, "
+            "without control characters"
+        )
+    return name
+
+
+def validate_artifact_path(path: Any) -> str:
+    """Normalise a relative artifact path (``a/b.png``) or refuse it.
+
+    Absolute paths, ``..`` components, backslashes, empty components and control characters
+    are refused: an artifact path can only name a place inside the run's artifact directory.
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidArgument(f"artifact path must be a non-empty string, got {short(path)}")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "\\" in path:
+        raise InvalidArgument(f"artifact path {short(path)} must be relative and use '/' separators")
+    if _CONTROL.search(path):
+        raise InvalidArgument(f"artifact path {short(path)} contains control characters")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts:
+        raise InvalidArgument(f"artifact path {short(path)} names no file")
+    if any(p == ".." for p in parts):
+        raise InvalidArgument(f"artifact path {short(path)} must not contain '..'")
+    return "/".join(parts)
+
