@@ -45,6 +45,7 @@ from nbmlops.entities import (
 from nbmlops.errors import AlreadyExists, InvalidArgument, NbMlopsError, NotFound, StoreError
 from nbmlops.store import heartbeat as hb
 from nbmlops.store import resolve_store
+from nbmlops.store._common import check_params_against
 from nbmlops.store.base import DEFAULT_MAX_RESULTS, AbstractStore
 from nbmlops.validation import (
     metric_value_to_float,
@@ -192,16 +193,12 @@ class Client:
         with self._lock:
             if metrics or params:
                 known = self._run_writable(run_id)
-                for param in params:
-                    old = known.get(param.key)
-                    if old is not None and old != param.value:
-                        raise AlreadyExists(
-                            f"param {param.key!r} of run {run_id} is already {old!r}; refusing to "
-                            f"change it to {param.value!r} (params are immutable within a run: "
-                            "start a new run)"
-                        )
+                # Conflicts raise at once; re-logging a known value is a no-op, not buffered.
+                params = check_params_against(run_id, known, params)
                 for param in params:
                     known[param.key] = param.value
+                if not (metrics or params or tags):
+                    return
             elif run_id not in self._writable:
                 validate_run_id(run_id)
                 self._flush_run(run_id)

@@ -19,7 +19,7 @@ MAX_TAG_VALUE_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 500
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 KEY_RULE = (
-    f"keys are 1-{MAX_KEY_LENGTH} characters, contain no '/' or '\\\\', no control characters, "
+    f"keys are 1-{MAX_KEY_LENGTH} characters, contain no '/' or '\\', no control characters, "
     "no leading/trailing whitespace, and are not '.' or '..'"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -80,6 +80,10 @@ def normalize_uri(uri: str) -> str:
     path = sqlite_path_from_uri(uri)
     if path is not None:
         return f"sqlite:///{path.expanduser().absolute()}"
+    if not uri.startswith(("memory:", "mlflow+")):
+        raise InvalidArgument(
+            f"unknown tracking URI {uri!r}; expected sqlite:///path.db, a folder path, or memory:"
+        )
     return uri
 
 

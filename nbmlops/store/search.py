@@ -326,13 +326,19 @@ def _checked(cmp: Comparison, parser: _Parser) -> Comparison:
     return cmp
 
 
-@functools.lru_cache(maxsize=256)
 def parse_filter(text: str | None) -> Node | None:
     """Parse a filter string into an AST (None for an empty filter)."""
-    if text is None or not text.strip():
+    if text is None:
         return None
     if not isinstance(text, str):
         raise InvalidArgument(f"filter must be a string, got {type(text).__name__}")
+    return _parse_filter_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_filter_text(text: str) -> Node | None:
+    if not text.strip():
+        return None
     return _Parser(text).parse()
 
 
@@ -524,10 +530,12 @@ def _sql_comparison(cmp: Comparison, params: list[Any]) -> str:
         return f"({expr} IS NULL)"
     if cmp.op == "IS NOT NULL":
         return f"({expr} IS NOT NULL)"
+    # Every comparison is two-valued: IFNULL(..., 0) makes a missing value compare false
+    # (as in compile_predicate), so NOT around it is true instead of SQL's NULL.
     if "LIKE" in cmp.op:
         params.extend([cmp.value, 1 if "ILIKE" in cmp.op else 0])
         test = f"nb_like({expr}, ?, ?)"
-        return f"({expr} IS NOT NULL AND NOT {test})" if cmp.op.startswith("NOT") else f"({test})"
+        return f"IFNULL(NOT {test}, 0)" if cmp.op.startswith("NOT") else f"IFNULL({test}, 0)"
     values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
     numeric = isinstance(values[0], float)
     if numeric and cmp.field.kind in ("param", "tag") or (
@@ -537,9 +545,9 @@ def _sql_comparison(cmp: Comparison, params: list[Any]) -> str:
     if cmp.op in ("IN", "NOT IN"):
         params.extend(values)
         marks = ", ".join("?" for _ in values)
-        return f"({expr} {cmp.op} ({marks}))"
+        return f"IFNULL({expr} {cmp.op} ({marks}), 0)"
     params.append(values[0])
-    return f"({expr} {cmp.op} ?)"
+    return f"IFNULL({expr} {cmp.op} ?, 0)"
 
 
 def compile_sql(node: Node | None, params: list[Any]) -> str:

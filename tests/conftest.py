@@ -1,0 +1,43 @@
+"""Shared fixtures: every test gets its own store; no test writes into the checkout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import nbmlops.tracking as tracking
+from nbmlops.store import forget_stores
+from nbmlops.store.base import AbstractStore
+from nbmlops.store.memory import MemoryStore
+from nbmlops.store.sqlite import SqliteStore
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the default store at a fresh temp folder and reset fluent state around each test."""
+    store_dir = tmp_path / "default-store"
+    monkeypatch.setenv("NBMLOPS_TRACKING_URI", f"sqlite:///{store_dir / 'nbmlops.db'}")
+    monkeypatch.delenv("NBMLOPS_EXPERIMENT_NAME", raising=False)
+    tracking._reset_for_tests()
+    yield store_dir
+    tracking._reset_for_tests()
+    forget_stores()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractStore]:
+    """Each store implementation in turn: the contract suite runs against all of them."""
+    if request.param == "memory":
+        instance: AbstractStore = MemoryStore()
+    else:
+        instance = SqliteStore(tmp_path / "contract" / "nbmlops.db")
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """A path for a fresh SQLite store file."""
+    return tmp_path / "store" / "nbmlops.db"
