@@ -73,6 +73,7 @@ __all__ = [
     "StoreError",
     "__version__",
     "active_run",
+    "autolog",
     "end_run",
     "flush",
     "get_client",
@@ -81,6 +82,7 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "last_active_run",
+    "load_ipython_extension",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -97,4 +99,38 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "unload_ipython_extension",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext nbmlops``: register the ``%mlops`` magics and the cell hooks (nothing heavy)."""
+    from nbmlops import magics
+
+    magics.load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext nbmlops``: remove the hooks; runs still open end as KILLED."""
+    from nbmlops import magics
+
+    magics.unload(ipython)
+
+
+def autolog(
+    enable: bool = True,
+    experiment: str | None = None,
+    log_models: bool = True,
+    log_figures: bool = True,
+    max_model_bytes: int | None = None,
+) -> str | None:
+    """Turn notebook cell autologging on or off (twin of ``%mlops autolog on|off``)."""
+    from nbmlops.autolog import autolog as _autolog
+
+    return _autolog(
+        enable=enable,
+        experiment=experiment,
+        log_models=log_models,
+        log_figures=log_figures,
+        max_model_bytes=max_model_bytes,
+    )

@@ -16,7 +16,7 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -139,9 +139,12 @@ class ActiveRun:
     reflect what has been logged so far.
     """
 
-    def __init__(self, run: Run, client: Client) -> None:
+    def __init__(self, run: Run, client: Client, implicit: bool = False) -> None:
         self._run_id = run.info.run_id
         self._client = client
+        #: Opened by the notebook layer (session, ``%mlops start`` parent, cell run): a user's
+        #: ``start_run()`` nests under it without ``nested=True``.
+        self.implicit = implicit
 
     @property
     def run_id(self) -> str:
@@ -217,7 +220,8 @@ def start_run(
         source: where the code came from (the notebook layer fills this in).
     """
     stack = _stack()
-    if stack and not nested and parent_run_id is None and run_id is None:
+    nest_under_top = bool(stack) and (nested or stack[-1].implicit)
+    if stack and not nest_under_top and parent_run_id is None and run_id is None:
         raise InvalidArgument(
             f"run {stack[-1].run_id} is already active; end it with end_run() first, or pass "
             "nested=True to start a child run"
@@ -232,7 +236,7 @@ def start_run(
             )
         active = ActiveRun(run, client)
     else:
-        parent = parent_run_id or (stack[-1].run_id if stack and nested else None)
+        parent = parent_run_id or (stack[-1].run_id if nest_under_top else None)
         all_tags = dict(tags or {})
         if description is not None:
             all_tags["mlflow.note.content"] = description
@@ -292,9 +296,45 @@ def get_run(run_id: str) -> Run:
     return get_client().get_run(run_id)
 
 
-def _run_for_logging() -> ActiveRun:
-    current = active_run()
-    return current if current is not None else start_run()
+#: Set by the notebook layer: returns the run of the executing cell (creating it on first
+#: use), so an explicit log call inside a cell lands in that cell's run.
+_run_provider: Callable[[], ActiveRun | None] | None = None
+
+
+def set_run_provider(provider: Callable[[], ActiveRun | None] | None) -> None:
+    """Install (or remove, with None) the notebook layer's cell-run provider."""
+    global _run_provider
+    _run_provider = provider
+
+
+def push_implicit_run(run: Run, client: Client) -> ActiveRun:
+    """Put a run opened by the notebook layer on this thread's stack (see ActiveRun.implicit)."""
+    active = ActiveRun(run, client, implicit=True)
+    _stack().append(active)
+    return active
+
+
+def pop_run(active: ActiveRun) -> None:
+    """Remove ``active`` (and anything above it) from the stack without ending it."""
+    stack = _stack()
+    if active in stack:
+        del stack[stack.index(active) :]
+        _local.last = active
+
+
+def run_for_logging() -> ActiveRun:
+    """The run a log call goes to: the user's innermost run, else the cell's run, else a new run."""
+    stack = _stack()
+    if stack and not stack[-1].implicit:
+        return stack[-1]
+    if _run_provider is not None:
+        provided = _run_provider()
+        if provided is not None:
+            return provided
+    return stack[-1] if stack else start_run()
+
+
+_run_for_logging = run_for_logging
 
 
 # --------------------------------------------------------------------------- logging

@@ -1,0 +1,1 @@
+"""Renderers for runs, comparisons and the registry (plain tables now; widgets in step 4)."""
