@@ -12,7 +12,9 @@ The store is the one ``--tracking-uri`` names, else the default rule of
 
 Errors the user can fix (a bad filter, an unknown experiment, a damaged store, a wrong
 option) print one line ``nbmlops: error: <message>`` on stderr and exit with status 2; the
-CLI never shows a Python traceback for them.
+CLI never shows a Python traceback for them. ``doctor`` is the exception: finding a problem
+is its job, so it reports a missing, damaged or inconsistent store in its output (a
+``problem:`` line) and exits with status 1.
 """
 
 from __future__ import annotations
@@ -331,20 +333,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         _print_facts(lines)
         print(f"problem: {_no_store_message(missing)}")
         return 1
+    store = None
     try:
         store = _open_existing_store(uri)
-    except StoreError as exc:
-        _print_facts(lines)
-        print(f"problem: {_one_line(exc)}")
-        return 1
-    try:
         facts = store.describe()
-    except StoreError as exc:
+    except StoreError as exc:  # damaged, foreign or newer-schema file: report, touch nothing
         _print_facts(lines)
         print(f"problem: {_one_line(exc)}")
         return 1
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     return _report(uri, facts)
 
 
@@ -382,7 +381,7 @@ def _report(uri: str, facts: dict[str, object]) -> int:
     if healthy:
         print("ok")
     else:
-        print("problem: the integrity check failed (see above); copy the file aside first")
+        print("problem: the integrity check failed (see above); back up the file before any repair")
     return 0 if healthy else 1
 
 

@@ -66,14 +66,70 @@ FLUSH_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_INTERVAL_S = float(os.environ.get("NBMLOPS_FLUSH_INTERVAL", "1.0"))
 _RECORD_OVERHEAD = 64  # rough bytes per buffered record beyond its strings
 
-_ADJECTIVES = (
-    "amber bold brisk calm clever crisp daring eager fair gentle glad keen lively lucid merry "
-    "neat nimble noble quiet rapid sharp shiny steady sunny swift tidy vivid warm wise zesty"
-).split()
-_NOUNS = (
-    "badger bear crane deer dolphin eagle falcon fox gecko hare heron ibis koala lark lemur "
-    "lynx marten moose otter owl panda puffin quail raven robin seal stork swan tiger wren"
-).split()
+_ADJECTIVES = [
+    "amber",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "crisp",
+    "daring",
+    "eager",
+    "fair",
+    "gentle",
+    "glad",
+    "keen",
+    "lively",
+    "lucid",
+    "merry",
+    "neat",
+    "nimble",
+    "noble",
+    "quiet",
+    "rapid",
+    "sharp",
+    "shiny",
+    "steady",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "zesty",
+]
+_NOUNS = [
+    "badger",
+    "bear",
+    "crane",
+    "deer",
+    "dolphin",
+    "eagle",
+    "falcon",
+    "fox",
+    "gecko",
+    "hare",
+    "heron",
+    "ibis",
+    "koala",
+    "lark",
+    "lemur",
+    "lynx",
+    "marten",
+    "moose",
+    "otter",
+    "owl",
+    "panda",
+    "puffin",
+    "quail",
+    "raven",
+    "robin",
+    "seal",
+    "stork",
+    "swan",
+    "tiger",
+    "wren",
+]
 
 
 def generate_run_name() -> str:
@@ -120,6 +176,7 @@ class Client:
     def __init__(self, tracking_uri: str | None = None, store: AbstractStore | None = None) -> None:
         self.store = store if store is not None else resolve_store(tracking_uri)
         self._lock = threading.RLock()
+        self._flush_lock = threading.RLock()
         self._pending: dict[str, _Pending] = {}
         self._pending_records = 0
         self._pending_bytes = 0
@@ -142,7 +199,11 @@ class Client:
         if self._worker is not None and self._worker_pid == os.getpid() and self._worker.is_alive():
             return
         with self._lock:
-            if self._worker is not None and self._worker_pid == os.getpid() and self._worker.is_alive():
+            if (
+                self._worker is not None
+                and self._worker_pid == os.getpid()
+                and self._worker.is_alive()
+            ):
                 return
             self._worker_pid = os.getpid()
             self._worker = threading.Thread(
@@ -168,7 +229,10 @@ class Client:
 
     # ----------------------------------------------------------------- buffering
     def _run_writable(self, run_id: str) -> dict[str, str]:
-        """Known params of a RUNNING run; raises for unknown or ended runs."""
+        """Known params of a RUNNING run; raises for unknown or ended runs.
+
+        Called without ``self._lock`` held: it may flush and read the store.
+        """
         known = self._writable.get(run_id)
         if known is not None:
             return known
@@ -179,9 +243,8 @@ class Client:
             raise InvalidArgument(
                 f"cannot log to run {run_id}: it has ended ({run.info.status.value})"
             )
-        known = dict(run.data.params)
-        self._writable[run_id] = known
-        return known
+        with self._lock:
+            return self._writable.setdefault(run_id, dict(run.data.params))
 
     def _enqueue(
         self,
@@ -190,19 +253,20 @@ class Client:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
+        if metrics or params:
+            known = self._run_writable(run_id)
+        elif run_id not in self._writable:
+            validate_run_id(run_id)
+            self._flush_run(run_id)
+            self.store.get_run(run_id)  # NotFound for an unknown run
         with self._lock:
-            if metrics or params:
-                known = self._run_writable(run_id)
+            if params:
                 # Conflicts raise at once; re-logging a known value is a no-op, not buffered.
                 params = check_params_against(run_id, known, params)
                 for param in params:
                     known[param.key] = param.value
                 if not (metrics or params or tags):
                     return
-            elif run_id not in self._writable:
-                validate_run_id(run_id)
-                self._flush_run(run_id)
-                self.store.get_run(run_id)  # NotFound for an unknown run
             pending = self._pending.get(run_id)
             if pending is None:
                 pending = self._pending[run_id] = _Pending()
@@ -212,13 +276,17 @@ class Client:
                 size += sum(len(m.key) for m in metrics) + _RECORD_OVERHEAD * len(metrics)
             if params:
                 pending.params.extend(params)
-                size += sum(len(p.key) + len(p.value) for p in params) + _RECORD_OVERHEAD * len(params)
+                size += sum(len(p.key) + len(p.value) for p in params) + _RECORD_OVERHEAD * len(
+                    params
+                )
             for tag in tags:
                 pending.tags[tag.key] = tag
                 size += len(tag.key) + len(tag.value) + _RECORD_OVERHEAD
             self._pending_records += len(metrics) + len(params) + len(tags)
             self._pending_bytes += size
-            full = self._pending_records >= FLUSH_MAX_RECORDS or self._pending_bytes >= FLUSH_MAX_BYTES
+            full = (
+                self._pending_records >= FLUSH_MAX_RECORDS or self._pending_bytes >= FLUSH_MAX_BYTES
+            )
         if full:
             self.flush()
         else:
@@ -253,7 +321,9 @@ class Client:
                     again.metrics[:0] = pending.metrics
                     again.params[:0] = pending.params
                     again.tags = {**pending.tags, **again.tags}
-                    self._pending_records += len(pending.metrics) + len(pending.params) + len(pending.tags)
+                    self._pending_records += (
+                        len(pending.metrics) + len(pending.params) + len(pending.tags)
+                    )
                 first_error = first_error or exc
             except NbMlopsError as exc:  # the run cannot take them: report, do not retry
                 with self._lock:
@@ -265,14 +335,18 @@ class Client:
             raise first_error
 
     def _flush(self, raise_errors: bool = True) -> None:
-        taken = self._take()
-        if taken:
-            self._write_pending(taken, raise_errors)
+        # The flush lock makes a flush wait for one already writing (e.g. the timer's), so
+        # "flushed" always means "committed". Lock order: _flush_lock, then _lock.
+        with self._flush_lock:
+            taken = self._take()
+            if taken:
+                self._write_pending(taken, raise_errors)
 
     def _flush_run(self, run_id: str) -> None:
-        taken = self._take(run_id)
-        if taken:
-            self._write_pending(taken, raise_errors=True)
+        with self._flush_lock:
+            taken = self._take(run_id)
+            if taken:
+                self._write_pending(taken, raise_errors=True)
 
     def flush(self) -> None:
         """Write every buffered record to the store now (raises the first write error)."""
@@ -324,7 +398,9 @@ class Client:
     ) -> Run:
         """Create a RUNNING run owned (heartbeat) by this process."""
         name = validate_name(run_name, "run name") if run_name is not None else generate_run_name()
-        tag_list = [RunTag(validate_key(k, "tag"), tag_value_to_str(k, v)) for k, v in (tags or {}).items()]
+        tag_list = [
+            RunTag(validate_key(k, "tag"), tag_value_to_str(k, v)) for k, v in (tags or {}).items()
+        ]
         if parent_run_id is not None:
             validate_run_id(parent_run_id)
             self._flush_run(parent_run_id)
@@ -350,7 +426,9 @@ class Client:
         self._flush_run(run_id)
         return self.store.get_run(run_id)
 
-    def set_terminated(self, run_id: str, status: str | RunStatus = "FINISHED", end_time: int | None = None) -> Run:
+    def set_terminated(
+        self, run_id: str, status: str | RunStatus = "FINISHED", end_time: int | None = None
+    ) -> Run:
         """End a run: flush its buffer, then record the status and end time."""
         validate_run_id(run_id)
         status = RunStatus.parse(status)
@@ -380,7 +458,12 @@ class Client:
         self._enqueue(run_id, params=[Param(key, param_value_to_str(key, value))])
 
     def log_metric(
-        self, run_id: str, key: str, value: Any, timestamp: int | None = None, step: int | None = None
+        self,
+        run_id: str,
+        key: str,
+        value: Any,
+        timestamp: int | None = None,
+        step: int | None = None,
     ) -> None:
         """Log one metric point (NaN and ±inf allowed; non-numbers refused)."""
         key = validate_key(key, "metric")
@@ -417,7 +500,9 @@ class Client:
         checked_params = [
             Param(validate_key(p.key, "param"), param_value_to_str(p.key, p.value)) for p in params
         ]
-        checked_tags = [RunTag(validate_key(t.key, "tag"), tag_value_to_str(t.key, t.value)) for t in tags]
+        checked_tags = [
+            RunTag(validate_key(t.key, "tag"), tag_value_to_str(t.key, t.value)) for t in tags
+        ]
         self._enqueue(run_id, checked_metrics, checked_params, checked_tags)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
@@ -444,7 +529,9 @@ class Client:
         if isinstance(experiment_ids, str):
             experiment_ids = [experiment_ids]
         if not isinstance(filter_string, str):
-            raise InvalidArgument(f"filter_string must be a string, got {type(filter_string).__name__}")
+            raise InvalidArgument(
+                f"filter_string must be a string, got {type(filter_string).__name__}"
+            )
         self.flush()
         runs, token = self.store.search_runs(
             experiment_ids=experiment_ids,
@@ -457,15 +544,21 @@ class Client:
         return PagedList(runs, token)
 
     # ----------------------------------------------------------------- artifacts
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> Artifact:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> Artifact:
         """Copy a local file into the run's artifacts (under folder ``artifact_path``)."""
         source = Path(local_path)
         if not source.is_file():
             raise InvalidArgument(f"log_artifact: {str(local_path)!r} is not a file")
         target = f"{artifact_path.strip('/')}/{source.name}" if artifact_path else source.name
-        return self.store.log_artifact(validate_run_id(run_id), validate_artifact_path(target), source)
+        return self.store.log_artifact(
+            validate_run_id(run_id), validate_artifact_path(target), source
+        )
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[Artifact]:
         """Copy every file under a local folder, keeping the relative layout."""
         root = Path(local_dir)
         if not root.is_dir():
@@ -474,12 +567,18 @@ class Client:
         for file in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = file.relative_to(root).as_posix()
             target = f"{artifact_path.strip('/')}/{rel}" if artifact_path else rel
-            logged.append(self.store.log_artifact(validate_run_id(run_id), validate_artifact_path(target), file))
+            logged.append(
+                self.store.log_artifact(
+                    validate_run_id(run_id), validate_artifact_path(target), file
+                )
+            )
         return logged
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> Artifact:
         """Store ``data`` as artifact ``artifact_file``."""
-        return self.store.log_artifact(validate_run_id(run_id), validate_artifact_path(artifact_file), data)
+        return self.store.log_artifact(
+            validate_run_id(run_id), validate_artifact_path(artifact_file), data
+        )
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> Artifact:
         """Store a string (UTF-8) as an artifact."""
@@ -495,7 +594,9 @@ class Client:
             try:
                 import yaml
             except ImportError:
-                raise InvalidArgument("log_dict to .yaml needs PyYAML (pip install pyyaml)") from None
+                raise InvalidArgument(
+                    "log_dict to .yaml needs PyYAML (pip install pyyaml)"
+                ) from None
             text = yaml.safe_dump(dict(dictionary), sort_keys=False)
         else:
             try:
@@ -507,10 +608,14 @@ class Client:
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> Artifact:
         """Store a matplotlib figure, in the format its extension names (png, svg, pdf, jpg)."""
         if not hasattr(figure, "savefig"):
-            raise InvalidArgument(f"log_figure needs a matplotlib Figure, got {type(figure).__name__}")
+            raise InvalidArgument(
+                f"log_figure needs a matplotlib Figure, got {type(figure).__name__}"
+            )
         fmt = Path(artifact_file).suffix.lstrip(".").lower() or "png"
         if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
-            raise InvalidArgument(f"log_figure: unsupported format {fmt!r}; use .png, .svg, .pdf or .jpg")
+            raise InvalidArgument(
+                f"log_figure: unsupported format {fmt!r}; use .png, .svg, .pdf or .jpg"
+            )
         import io
 
         buffer = io.BytesIO()
@@ -531,7 +636,11 @@ class Client:
         validate_run_id(run_id)
         rel = validate_artifact_path(path)
         destination = Path(dst_path)
-        files = [a for a in self.store.list_artifacts(run_id, "") if a.path == rel or a.path.startswith(rel + "/")]
+        files = [
+            a
+            for a in self.store.list_artifacts(run_id, "")
+            if a.path == rel or a.path.startswith(rel + "/")
+        ]
         if not files:
             raise NotFound(f"run {run_id} has no artifact {rel!r}")
         for artifact in files:

@@ -34,7 +34,9 @@ def fingerprint(
 
         frame = dataset.to_frame() if isinstance(dataset, pd.Series) else dataset
         if not isinstance(frame, pd.DataFrame):
-            raise InvalidArgument(f"cannot fingerprint pandas object of type {type(dataset).__name__}")
+            raise InvalidArgument(
+                f"cannot fingerprint pandas object of type {type(dataset).__name__}"
+            )
         shape = tuple(int(n) for n in dataset.shape)
         schema = {str(col): str(dtype) for col, dtype in frame.dtypes.items()}
         digest.update(repr(sorted(schema.items())).encode())

@@ -32,7 +32,9 @@ class RunStatus(str, enum.Enum):
             return cls(str(value).upper())
         except ValueError:
             allowed = ", ".join(s.value for s in cls)
-            raise InvalidArgument(f"invalid run status {value!r}; expected one of {allowed}") from None
+            raise InvalidArgument(
+                f"invalid run status {value!r}; expected one of {allowed}"
+            ) from None
 
     @property
     def is_terminal(self) -> bool:

@@ -73,7 +73,9 @@ def _build_parser() -> _Parser:
     start.add_argument("name")
     start.add_argument("--tags", nargs="*", default=[])
     end = sub.add_parser("end", add_help=False)
-    end.add_argument("--status", default="FINISHED", type=str.upper, choices=["FINISHED", "FAILED", "KILLED"])
+    end.add_argument(
+        "--status", default="FINISHED", type=str.upper, choices=["FINISHED", "FAILED", "KILLED"]
+    )
     for name in ("param", "tag"):
         item = sub.add_parser(name, add_help=False)
         item.add_argument("pairs", nargs="+")
@@ -149,10 +151,14 @@ class MlopsMagics(Magics):
             print("nbmlops autolog off (session run finished)")
             return
         run_id = api.autolog(
-            experiment=args.experiment, log_models=not args.no_models, log_figures=not args.no_figures
+            experiment=args.experiment,
+            log_models=not args.no_models,
+            log_figures=not args.no_figures,
         )
         info = api.status()
-        print(f"nbmlops autolog on · experiment {info['experiment']!r} · session run {run_id} · store {info['store']}")
+        print(
+            f"nbmlops autolog on · experiment {info['experiment']!r} · session run {run_id} · store {info['store']}"
+        )
 
     def _do_start(self, args: argparse.Namespace) -> None:
         from nbmlops import autolog as api
@@ -211,7 +217,10 @@ class MlopsMagics(Magics):
         from nbmlops import autolog as api
 
         return api.runs_table(
-            last=args.last, filter_string=args.filter, experiment=args.experiment, all_experiments=args.all
+            last=args.last,
+            filter_string=args.filter,
+            experiment=args.experiment,
+            all_experiments=args.all,
         )
 
 

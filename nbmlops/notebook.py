@@ -48,7 +48,9 @@ def _as_notebook(value: Any, base: Path) -> Path | None:
     if not isinstance(value, str) or not value.strip():
         return None
     candidate = Path(value.strip()).expanduser()
-    if candidate.name.endswith("ipykernel_launcher.py") or candidate.suffix == ".py" and "ipykernel" in value:
+    if candidate.name.endswith("ipykernel_launcher.py") or (
+        candidate.suffix == ".py" and "ipykernel" in value
+    ):
         return None
     if not candidate.is_absolute():
         # jupyter_server passes the API path (relative to its root) and starts the kernel in
@@ -58,7 +60,9 @@ def _as_notebook(value: Any, base: Path) -> Path | None:
     return candidate
 
 
-def detect_notebook(user_ns: dict[str, Any] | None = None, start_dir: str | Path | None = None) -> NotebookIdentity:
+def detect_notebook(
+    user_ns: dict[str, Any] | None = None, start_dir: str | Path | None = None
+) -> NotebookIdentity:
     """Identify the running notebook (see the module docstring for the rules)."""
     base = Path(start_dir if start_dir is not None else os.getcwd()).absolute()
     namespace = user_ns or {}

@@ -22,7 +22,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.client import Client
-from nbmlops.entities import Artifact, Experiment, Metric, Param, Run, RunData, RunInfo, RunSource, RunStatus, RunTag
+from nbmlops.entities import (
+    Artifact,
+    Experiment,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunSource,
+    RunStatus,
+    RunTag,
+)
 from nbmlops.errors import InvalidArgument, NbMlopsError
 from nbmlops.store import default_tracking_uri, normalize_uri
 from nbmlops.store import heartbeat as hb
@@ -59,7 +70,9 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     normalized = normalize_uri(os.fspath(uri))
     with _state_lock:
         if _stack():
-            raise InvalidArgument("cannot change the tracking URI while a run is active; end it first")
+            raise InvalidArgument(
+                "cannot change the tracking URI while a run is active; end it first"
+            )
         _tracking_uri = normalized
         _experiment_id = None
 
@@ -94,14 +107,18 @@ def get_client() -> Client:
     return client
 
 
-def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
     """Make an experiment current (created if the name is new) and return it."""
     global _experiment_id
     client = get_client()
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     elif experiment_name is not None:
-        experiment = client.get_or_create_experiment(validate_name(experiment_name, "experiment name"))
+        experiment = client.get_or_create_experiment(
+            validate_name(experiment_name, "experiment name")
+        )
     else:
         raise InvalidArgument("set_experiment needs experiment_name or experiment_id")
     with _state_lock:
@@ -241,7 +258,9 @@ def start_run(
         if description is not None:
             all_tags["mlflow.note.content"] = description
         run = client.create_run(
-            experiment_id=str(experiment_id) if experiment_id is not None else _current_experiment_id(),
+            experiment_id=str(experiment_id)
+            if experiment_id is not None
+            else _current_experiment_id(),
             run_name=run_name,
             tags=all_tags,
             parent_run_id=parent,
@@ -361,14 +380,17 @@ def log_metric(key: str, value: Any, step: int | None = None, timestamp: int | N
     active._client.log_metric(active.run_id, key, value, timestamp=timestamp, step=step)
 
 
-def log_metrics(metrics: Mapping[str, Any], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, Any], step: int | None = None, timestamp: int | None = None
+) -> None:
     """Log several metrics at one step (all validated before any is logged)."""
     if not isinstance(metrics, Mapping):
         raise InvalidArgument(f"log_metrics needs a mapping, got {type(metrics).__name__}")
     active = _run_for_logging()
     now = hb.now_ms() if timestamp is None else timestamp
     active._client.log_batch(
-        active.run_id, metrics=[Metric(k, v, now, 0 if step is None else step) for k, v in metrics.items()]
+        active.run_id,
+        metrics=[Metric(k, v, now, 0 if step is None else step) for k, v in metrics.items()],
     )
 
 
@@ -392,7 +414,9 @@ def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None =
     return active._client.log_artifact(active.run_id, local_path, artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[Artifact]:
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[Artifact]:
     """Copy a local folder into the active run's artifacts."""
     active = _run_for_logging()
     return active._client.log_artifacts(active.run_id, local_dir, artifact_path)
@@ -416,7 +440,9 @@ def log_figure(figure: Any, artifact_file: str) -> Artifact:
     return active._client.log_figure(active.run_id, figure, artifact_file)
 
 
-def log_input(dataset: Any, name: str | None = None, context: str = "training", source: str = "") -> None:
+def log_input(
+    dataset: Any, name: str | None = None, context: str = "training", source: str = ""
+) -> None:
     """Record a fingerprint (digest, shape, dtypes) of a DataFrame or array the run used."""
     from nbmlops.data import fingerprint
 
@@ -455,7 +481,11 @@ def search_runs(
     client = get_client()
     ids: list[str] | None
     if experiment_ids is not None:
-        ids = [experiment_ids] if isinstance(experiment_ids, str) else [str(e) for e in experiment_ids]
+        ids = (
+            [experiment_ids]
+            if isinstance(experiment_ids, str)
+            else [str(e) for e in experiment_ids]
+        )
     elif experiment_names is not None:
         names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
         ids = []
@@ -471,7 +501,11 @@ def search_runs(
     token: str | None = None
     while len(runs) < max_results:
         page = client.search_runs(
-            ids, filter_string, order_by, max_results=min(50_000, max_results - len(runs)), page_token=token
+            ids,
+            filter_string,
+            order_by,
+            max_results=min(50_000, max_results - len(runs)),
+            page_token=token,
         )
         runs.extend(page)
         token = page.token

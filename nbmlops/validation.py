@@ -23,7 +23,7 @@ KEY_RULE = (
     "no leading/trailing whitespace, and are not '.' or '..'"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -75,18 +75,24 @@ def tag_value_to_str(key: str, value: Any) -> str:
     return _check_text_size(text, MAX_TAG_VALUE_BYTES, f"value of tag {key!r}")
 
 
+#: numpy dtype kinds that are not real numbers: complex, text, bytes, time deltas, dates, void.
+_NON_REAL_DTYPE_KINDS = frozenset("cUSmMV")
+
+
 def metric_value_to_float(key: str, value: Any) -> float:
     """Convert a metric value to float; NaN and ±inf are allowed, non-numbers are refused."""
-    if isinstance(value, numbers.Real):
-        return float(value)
-    # numpy 0-d arrays and similar scalars that are not registered as numbers.Real.
-    if getattr(value, "ndim", None) == 0 and not isinstance(value, (str, bytes)):
+    if type(value) is float:
+        return value
+    kind = getattr(getattr(value, "dtype", None), "kind", "")
+    if kind not in _NON_REAL_DTYPE_KINDS and (
+        isinstance(value, numbers.Real)
+        # numpy 0-d arrays and similar scalars that are not registered as numbers.Real.
+        or (getattr(value, "ndim", None) == 0 and not isinstance(value, (str, bytes)))
+    ):
         try:
-            result = float(value)
-        except (TypeError, ValueError):
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
             pass
-        else:
-            return result
     raise InvalidArgument(
         f"metric {key!r} must be a real number (int, float, NaN or ±inf), "
         f"got {type(value).__name__} {short(value)}"
@@ -98,7 +104,9 @@ def validate_step(step: Any) -> int:
     if step is None:
         return 0
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidArgument(f"metric step must be an integer, got {type(step).__name__} {short(step)}")
+        raise InvalidArgument(
+            f"metric step must be an integer, got {type(step).__name__} {short(step)}"
+        )
     step = int(step)
     if not INT64_MIN <= step <= INT64_MAX:
         raise InvalidArgument(f"metric step {step} is outside the 64-bit integer range")
@@ -119,8 +127,10 @@ def validate_timestamp(timestamp: Any) -> int:
 
 def validate_run_id(run_id: Any) -> str:
     """Check a run id: 32 lowercase hex characters."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise InvalidArgument(f"invalid run id {short(run_id)}: run ids are 32 lowercase hex characters")
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise InvalidArgument(
+            f"invalid run id {short(run_id)}: run ids are 32 lowercase hex characters"
+        )
     return run_id
 
 
@@ -145,7 +155,9 @@ def validate_artifact_path(path: Any) -> str:
     if not isinstance(path, str) or not path:
         raise InvalidArgument(f"artifact path must be a non-empty string, got {short(path)}")
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "\\" in path:
-        raise InvalidArgument(f"artifact path {short(path)} must be relative and use '/' separators")
+        raise InvalidArgument(
+            f"artifact path {short(path)} must be relative and use '/' separators"
+        )
     if _CONTROL.search(path):
         raise InvalidArgument(f"artifact path {short(path)} contains control characters")
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -154,4 +166,3 @@ def validate_artifact_path(path: Any) -> str:
     if any(p == ".." for p in parts):
         raise InvalidArgument(f"artifact path {short(path)} must not contain '..'")
     return "/".join(parts)
-

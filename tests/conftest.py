@@ -41,3 +41,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractSt
 def sqlite_path(tmp_path: Path) -> Path:
     """A path for a fresh SQLite store file."""
     return tmp_path / "store" / "nbmlops.db"
+
+
+@pytest.fixture
+def ipshell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A real IPython shell with ``%load_ext nbmlops`` done, as notebook ``analysis.ipynb``.
+
+    The session (hooks, runs) is dropped afterwards so tests do not leak runs or hooks.
+    """
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    from nbmlops.autolog import session as session_module
+
+    notebook = tmp_path / "analysis.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.setenv("NBMLOPS_NOTEBOOK_PATH", str(notebook))
+    shell = start_ipython() or get_ipython()  # start_ipython() answers None after the first call
+    assert shell is not None
+    session_module.drop()
+    shell.run_line_magic("load_ext", "nbmlops")
+    yield shell
+    session_module.drop()
+    shell.run_line_magic("unload_ext", "nbmlops")
+    shell.user_ns.pop("_nbmlops_test", None)

@@ -37,7 +37,9 @@ def notebook_session(required: bool = True) -> NotebookSession | None:
     shell = _shell()
     if shell is None:
         if required:
-            raise InvalidArgument("nbmlops autologging needs IPython/Jupyter (no running shell found)")
+            raise InvalidArgument(
+                "nbmlops autologging needs IPython/Jupyter (no running shell found)"
+            )
         return None
     return _session_module.get_or_create(shell)
 
@@ -63,10 +65,17 @@ def autolog(
     if not enable:
         session.autolog_off()
         return None
-    if max_model_bytes is not None and (not isinstance(max_model_bytes, int) or max_model_bytes < 0):
-        raise InvalidArgument(f"max_model_bytes must be a non-negative integer, got {max_model_bytes!r}")
+    if max_model_bytes is not None and (
+        not isinstance(max_model_bytes, int) or max_model_bytes < 0
+    ):
+        raise InvalidArgument(
+            f"max_model_bytes must be a non-negative integer, got {max_model_bytes!r}"
+        )
     run = session.autolog_on(
-        experiment=experiment, log_models=log_models, log_figures=log_figures, max_model_bytes=max_model_bytes
+        experiment=experiment,
+        log_models=log_models,
+        log_figures=log_figures,
+        max_model_bytes=max_model_bytes,
     )
     return run.run_id
 
@@ -104,7 +113,9 @@ def status() -> dict[str, Any]:
         "autolog": bool(session and session.autolog_enabled),
     }
     if session is not None:
-        info["notebook"] = session.identity.path + ("" if session.identity.known else " (unknown notebook)")
+        info["notebook"] = session.identity.path + (
+            "" if session.identity.known else " (unknown notebook)"
+        )
         info["experiment"] = session.config.experiment or session.identity.name
         info["session_run"] = session.session_run.run_id if session.session_run else None
         info["parent_runs"] = [p.run_id for p in session.parents]
@@ -129,7 +140,9 @@ def runs_table(
     if all_experiments:
         ids = None
     else:
-        name = experiment or (session.config.experiment or session.identity.name if session else None)
+        name = experiment or (
+            session.config.experiment or session.identity.name if session else None
+        )
         found = client.get_experiment_by_name(name) if name else None
         if name and found is None:
             raise InvalidArgument(f"no experiment named {name!r}")

@@ -58,7 +58,12 @@ def git_state(directory: Path) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=directory, capture_output=True, text=True, timeout=5, check=False
+                ["git", *args],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             return None

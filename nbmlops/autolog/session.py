@@ -73,7 +73,9 @@ class ExecutedCell:
 class CellContext:
     """State of the cell being executed; its run exists only once ML work happened."""
 
-    def __init__(self, session: NotebookSession, raw_cell: str, cell_id: str, execution_count: int) -> None:
+    def __init__(
+        self, session: NotebookSession, raw_cell: str, cell_id: str, execution_count: int
+    ) -> None:
         self.session = session
         self.raw_cell = raw_cell
         self.cell_id = cell_id
@@ -85,7 +87,12 @@ class CellContext:
         self.figures: list[bytes] = []
         self.figure_ids = _figure_ids()
 
-    def ensure_run(self, name_hint: str | None = None, name: str | None = None, tags: dict[str, str] | None = None) -> tracking.ActiveRun:
+    def ensure_run(
+        self,
+        name_hint: str | None = None,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> tracking.ActiveRun:
         """The cell's run, created under the open parent on first use."""
         if self.run is not None:
             if tags:
@@ -223,7 +230,9 @@ class NotebookSession:
             experiment=experiment or self.config.experiment,
             log_models=log_models,
             log_figures=log_figures,
-            max_model_bytes=max_model_bytes if max_model_bytes is not None else self.config.max_model_bytes,
+            max_model_bytes=max_model_bytes
+            if max_model_bytes is not None
+            else self.config.max_model_bytes,
         )
         self._experiment_id = None
         _set_sklearn_patches(True)
@@ -273,7 +282,9 @@ class NotebookSession:
     def start_parent(self, name: str, tags: dict[str, str] | None = None) -> tracking.ActiveRun:
         """``%mlops start``: a parent run spanning cells, nested under the session/parent."""
         if self.cell is not None and self.cell.run is not None:
-            raise InvalidArgument("cannot start a parent run in a cell that already has its own run")
+            raise InvalidArgument(
+                "cannot start a parent run in a cell that already has its own run"
+            )
         parent = self.current_parent()
         run = self.client.create_run(
             experiment_id=self.experiment_id(),
@@ -365,7 +376,9 @@ class NotebookSession:
                 self,
                 raw_cell=getattr(info, "raw_cell", "") or "",
                 cell_id=getattr(info, "cell_id", None) or "",
-                execution_count=int(getattr(self.shell, "execution_count", 0) or 0),
+                # IPython bumps execution_count before pre_run_cell when the cell is stored.
+                execution_count=int(getattr(self.shell, "execution_count", 0) or 0)
+                - (1 if getattr(info, "store_history", False) else 0),
             )
         except Exception as exc:
             self._warn("pre", f"autolog failed before the cell ({exc!r}); the cell runs as usual")
@@ -437,7 +450,9 @@ class NotebookSession:
             client.log_bytes(run_id, png, f"figures/figure-{index}.png")
         client.log_text(run_id, json.dumps(self._lineage(), indent=1), "nbmlops/lineage.json")
         env = self._environment()
-        client.log_text(run_id, json.dumps(env, indent=1, sort_keys=True), "nbmlops/environment.json")
+        client.log_text(
+            run_id, json.dumps(env, indent=1, sort_keys=True), "nbmlops/environment.json"
+        )
         from nbmlops.autolog import environment
 
         client.set_tag(run_id, "nbmlops.env_digest", environment.digest(env))
@@ -457,7 +472,11 @@ class NotebookSession:
         return {
             "notebook": self.identity.path,
             "cells": [
-                {"execution_count": c.execution_count, "cell_id": c.cell_id, "code_sha256": c.code_sha256}
+                {
+                    "execution_count": c.execution_count,
+                    "cell_id": c.cell_id,
+                    "code_sha256": c.code_sha256,
+                }
                 for c in self.history
             ],
             "code": {c.code_sha256: c.code for c in self.history},
@@ -478,7 +497,9 @@ class NotebookSession:
             return
         self._env_digest = digest
         run_id = self.session_run.run_id
-        self.client.log_text(run_id, json.dumps(env, indent=1, sort_keys=True), "nbmlops/environment.json")
+        self.client.log_text(
+            run_id, json.dumps(env, indent=1, sort_keys=True), "nbmlops/environment.json"
+        )
         self.client.set_tag(run_id, "nbmlops.env_digest", digest)
 
 

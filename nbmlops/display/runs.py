@@ -42,7 +42,9 @@ def runs_frame(runs: Sequence[Run], metric_columns: int = 8) -> pd.DataFrame:
     ordered = tree_order(runs)
     metric_keys: dict[str, None] = {}
     for run, _ in ordered:
-        metric_keys.update(dict.fromkeys(k for k in run.data.metrics if not k.startswith(_INTERNAL_PREFIXES)))
+        metric_keys.update(
+            dict.fromkeys(k for k in run.data.metrics if not k.startswith(_INTERNAL_PREFIXES))
+        )
     shown = list(metric_keys)[:metric_columns]
     rows = []
     for run, depth in ordered:

@@ -23,7 +23,9 @@ def check_max_results(max_results: Any) -> int:
     if isinstance(max_results, bool) or not isinstance(max_results, int):
         raise InvalidArgument(f"max_results must be an integer, got {short(max_results)}")
     if not 1 <= max_results <= MAX_RESULTS_LIMIT:
-        raise InvalidArgument(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
+        raise InvalidArgument(
+            f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
+        )
     return max_results
 
 
@@ -49,7 +51,9 @@ def decode_page_token(token: str | None, fingerprint: str) -> int:
     except Exception:
         raise InvalidArgument(f"invalid page_token {short(token)}") from None
     if query != fingerprint or offset < 0:
-        raise InvalidArgument("page_token belongs to a different search (filter, order or experiments)")
+        raise InvalidArgument(
+            "page_token belongs to a different search (filter, order or experiments)"
+        )
     return offset
 
 

@@ -36,7 +36,8 @@ class LocalArtifactRepository:
         rel = validate_artifact_path(path)
         base = self.run_dir(run_id)
         target = base.joinpath(*rel.split("/"))
-        real_base = os.path.realpath(base)
+        # Measured from the real root, so a symlinked run folder cannot lead out either.
+        real_base = os.path.join(os.path.realpath(self.root), run_id)
         real_target = os.path.realpath(target)
         if os.path.commonpath([real_base, real_target]) != real_base or real_target == real_base:
             raise InvalidArgument(
@@ -71,7 +72,9 @@ class LocalArtifactRepository:
                     try:
                         handle = open(source, "rb")  # noqa: SIM115 - closed below
                     except OSError as exc:
-                        raise InvalidArgument(f"cannot read artifact source {str(source)!r}: {exc}") from None
+                        raise InvalidArgument(
+                            f"cannot read artifact source {str(source)!r}: {exc}"
+                        ) from None
                     with handle:
                         while chunk := handle.read(_CHUNK):
                             out.write(chunk)
@@ -89,7 +92,8 @@ class LocalArtifactRepository:
         try:
             return target.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"artifact file {path!r} of run {run_id} is missing from the store") from None
+            raise NotFound(
+                f"artifact file {path!r} of run {run_id} is missing from the store"
+            ) from None
         except IsADirectoryError:
             raise InvalidArgument(f"artifact path {path!r} is a folder, not a file") from None
-

@@ -91,8 +91,9 @@ def is_dead(heartbeat: Heartbeat | None, now: int | None = None) -> bool:
             return False
         if not _pid_alive(heartbeat.pid):
             return True
-        if heartbeat.pid_start and process_start_marker(heartbeat.pid) not in ("", heartbeat.pid_start):
-            return True
-        return False
+        return bool(
+            heartbeat.pid_start
+            and process_start_marker(heartbeat.pid) not in ("", heartbeat.pid_start)
+        )
     now = now_ms() if now is None else now
     return now - heartbeat.time > STALE_AFTER_S * 1000

@@ -122,7 +122,9 @@ class MemoryStore(AbstractStore):
         if info.status is RunStatus.RUNNING and hb.is_dead(info.heartbeat):
             beat = info.heartbeat
             assert beat is not None
-            record.info = dataclasses.replace(info, status=RunStatus.KILLED, end_time=beat.time)
+            record.info = dataclasses.replace(
+                info, status=RunStatus.KILLED, end_time=beat.time, heartbeat=None
+            )
             record.tags[STATUS_REASON_TAG] = (
                 f"process {beat.pid} on {beat.host} stopped without ending the run"
             )
@@ -178,6 +180,7 @@ class MemoryStore(AbstractStore):
             return self._to_run(self._record(run_id))
 
     def end_run(self, run_id: str, status: RunStatus, end_time: int) -> RunInfo:
+        status = RunStatus.parse(status)
         with self._lock:
             record = self._record(run_id)
             if check_end_status(run_id, record.info.status, status):
@@ -242,7 +245,10 @@ class MemoryStore(AbstractStore):
         order = parse_order_by(order_by)
         ids = None if experiment_ids is None else {str(e) for e in experiment_ids}
         fingerprint = query_fingerprint(
-            sorted(ids) if ids is not None else None, filter_string, list(order_by or []), include_deleted
+            sorted(ids) if ids is not None else None,
+            filter_string,
+            list(order_by or []),
+            include_deleted,
         )
         offset = decode_page_token(page_token, fingerprint)
         with self._lock:
@@ -284,13 +290,17 @@ class MemoryStore(AbstractStore):
             try:
                 data = Path(source).read_bytes()
             except OSError as exc:
-                raise InvalidArgument(f"cannot read artifact source {str(source)!r}: {exc}") from None
+                raise InvalidArgument(
+                    f"cannot read artifact source {str(source)!r}: {exc}"
+                ) from None
         with self._lock:
             record = self._record(run_id)
             if any(p.startswith(path + "/") for p in record.artifacts) or any(
                 path.startswith(p + "/") for p in record.artifacts
             ):
-                raise InvalidArgument(f"artifact path {path!r} clashes with an existing file or folder")
+                raise InvalidArgument(
+                    f"artifact path {path!r} clashes with an existing file or folder"
+                )
             artifact = Artifact(
                 path=path,
                 size=len(data),

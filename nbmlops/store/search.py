@@ -31,7 +31,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 from nbmlops.entities import Run
 from nbmlops.errors import InvalidArgument
@@ -100,7 +100,7 @@ class Not:
     item: Node
 
 
-Node = Union[Comparison, And, Or, Not]
+Node = Comparison | And | Or | Not
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,10 +133,13 @@ class _Tok:
 
 
 def _unquote(text: str) -> str:
+    """Body of a quoted token: a doubled quote or a backslash-quote stands for the quote.
+
+    Other backslashes are kept, so LIKE patterns can escape wildcards: ``'50\\%'``.
+    """
     quote = text[0]
     body = text[1:-1]
-    body = body.replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body)
+    return body.replace(quote * 2, quote).replace("\\" + quote, quote)
 
 
 def _tokenize(text: str) -> list[_Tok]:
@@ -146,7 +149,7 @@ def _tokenize(text: str) -> list[_Tok]:
         match = _TOKEN.match(text, pos)
         if not match:
             raise InvalidArgument(
-                f"cannot parse filter at position {pos}: {text[pos:pos + 20]!r} "
+                f"cannot parse filter at position {pos}: {text[pos : pos + 20]!r} "
                 "(strings need quotes: params.model = 'rf')"
             )
         kind = match.lastgroup or ""
@@ -269,12 +272,11 @@ class _Parser:
             if upper == "NOT":
                 upper = "NOT " + self.take().text.upper()
             op = upper
-            if op.endswith("IN"):
-                value = self.parse_list()
-            else:
-                value = self.parse_value()
+            value = self.parse_list() if op.endswith("IN") else self.parse_value()
         else:
-            raise self.error("expected a comparison operator (=, !=, <, LIKE, IN, IS NULL ...)", tok)
+            raise self.error(
+                "expected a comparison operator (=, !=, <, LIKE, IN, IS NULL ...)", tok
+            )
         return _checked(Comparison(field, op, value), self)
 
     def parse_list(self) -> tuple[float | str, ...]:
@@ -303,8 +305,8 @@ def _attribute(name: str, parser: _Parser) -> str:
 
 def _checked(cmp: Comparison, parser: _Parser) -> Comparison:
     """Type rules: metrics and time attributes compare to numbers; LIKE needs a string."""
-    numeric_field = cmp.field.kind == "metric" or cmp.field.key in NUMERIC_ATTRIBUTES and (
-        cmp.field.kind == "attribute"
+    numeric_field = cmp.field.kind == "metric" or (
+        cmp.field.key in NUMERIC_ATTRIBUTES and (cmp.field.kind == "attribute")
     )
     values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
     if cmp.op.endswith("NULL"):
@@ -322,7 +324,9 @@ def _checked(cmp: Comparison, parser: _Parser) -> Comparison:
     if cmp.op.endswith("IN"):
         kinds = {type(v) for v in values}
         if len(kinds) > 1:
-            raise InvalidArgument(f"invalid filter {parser.text!r}: IN list mixes numbers and strings")
+            raise InvalidArgument(
+                f"invalid filter {parser.text!r}: IN list mixes numbers and strings"
+            )
     return cmp
 
 
@@ -488,7 +492,9 @@ def sort_runs(runs: list[Run], order: Sequence[OrderKey]) -> list[Run]:
     for key in reversed(order):
         present = [r for r in result if field_value(r, key.field) is not None]
         missing = [r for r in result if field_value(r, key.field) is None]
-        present.sort(key=lambda r, f=key.field: _sort_value(field_value(r, f)), reverse=key.descending)
+        present.sort(
+            key=lambda r, f=key.field: _sort_value(field_value(r, f)), reverse=key.descending
+        )
         result = present + missing
     return result
 
@@ -538,7 +544,7 @@ def _sql_comparison(cmp: Comparison, params: list[Any]) -> str:
         return f"IFNULL(NOT {test}, 0)" if cmp.op.startswith("NOT") else f"IFNULL({test}, 0)"
     values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
     numeric = isinstance(values[0], float)
-    if numeric and cmp.field.kind in ("param", "tag") or (
+    if (numeric and cmp.field.kind in ("param", "tag")) or (
         numeric and cmp.field.kind == "attribute" and cmp.field.key in STRING_ATTRIBUTES
     ):
         expr = f"nb_num({expr})"

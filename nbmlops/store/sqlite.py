@@ -80,7 +80,6 @@ DB_FILENAME = "nbmlops.db"
 LOCK_PATIENCE_S = float(os.environ.get("NBMLOPS_LOCK_PATIENCE", "120"))
 _BUSY_TIMEOUT_MS = 5_000
 _CHUNK = 900  # bound on bind variables per IN (...) list
-_REAP_EVERY_S = 1.0
 
 _SCHEMA_V1 = """
 CREATE TABLE nbmlops_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,6 +190,18 @@ def _sqlite_num(value: Any) -> float | None:
     return to_number(value)
 
 
+def _experiment_key(experiment_id: Any) -> int:
+    """The integer key of an id spelled as the store spells it ('7'; not '07' or ' 7').
+
+    ValueError otherwise, so ids match exactly as in the memory store.
+    """
+    text = str(experiment_id)
+    key = int(text)
+    if str(key) != text:
+        raise ValueError(f"non-canonical experiment id {text!r}")
+    return key
+
+
 def _metric_out(value: float) -> float | None:
     return None if value != value else value  # NaN -> NULL
 
@@ -214,15 +225,18 @@ class SqliteStore(AbstractStore):
         self._pid = os.getpid()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._last_reap = 0.0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store folder {self.path.parent}: {exc}") from None
         if self.path.is_dir():
             raise StoreError(f"store path {self.path} is a folder, expected an SQLite file")
-        self._open_schema()
-        self._reap_dead_runs(force=True)
+        try:
+            self._open_schema()
+        except BaseException:
+            self.close()  # a refused file is not kept open
+            raise
+        self._reap_dead_runs()
 
     @property
     def location(self) -> str:
@@ -392,7 +406,9 @@ class SqliteStore(AbstractStore):
 
     def schema_version(self) -> int:
         row = self._read(
-            lambda c: c.execute("SELECT value FROM nbmlops_meta WHERE key='schema_version'").fetchone()
+            lambda c: c.execute(
+                "SELECT value FROM nbmlops_meta WHERE key='schema_version'"
+            ).fetchone()
         )
         return int(row[0])
 
@@ -400,20 +416,33 @@ class SqliteStore(AbstractStore):
         def facts(conn: sqlite3.Connection) -> dict[str, object]:
             counts = {
                 table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("experiments", "runs", "params", "metrics", "tags", "artifacts", "inputs")
+                for table in (
+                    "experiments",
+                    "runs",
+                    "params",
+                    "metrics",
+                    "tags",
+                    "artifacts",
+                    "inputs",
+                )
             }
             by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
             return {"counts": counts, "runs_by_status": by_status}
 
-        self._reap_dead_runs(force=True)
-        integrity = [row[0] for row in self._retrying(lambda c: c.execute("PRAGMA integrity_check").fetchall())]
+        self._reap_dead_runs()
+        integrity = [
+            row[0]
+            for row in self._retrying(lambda c: c.execute("PRAGMA integrity_check").fetchall())
+        ]
         info = self._read(facts)
         return {
             "location": str(self.path),
             "uri": self.uri,
             "artifact_root": str(self.artifacts.root),
             "schema_version": self.schema_version(),
-            "journal_mode": self._retrying(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]),
+            "journal_mode": self._retrying(
+                lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]
+            ),
             "integrity_check": "ok" if integrity == ["ok"] else "; ".join(integrity[:20]),
             "size_bytes": self.path.stat().st_size,
             **info,
@@ -450,7 +479,7 @@ class SqliteStore(AbstractStore):
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         try:
-            key = int(experiment_id)
+            key = _experiment_key(experiment_id)
         except (TypeError, ValueError):
             raise NotFound(f"no experiment with id {experiment_id!r}") from None
         row = self._read(
@@ -500,7 +529,11 @@ class SqliteStore(AbstractStore):
             lifecycle_stage=LifecycleStage(row[8]),
             artifact_uri=str(self.artifacts.run_dir(row[0])),
             source=RunSource(
-                path=row[9], cell_id=row[10], execution_count=row[11], code_sha256=row[12], code=row[13]
+                path=row[9],
+                cell_id=row[10],
+                execution_count=row[11],
+                code_sha256=row[12],
+                code=row[13],
             ),
             heartbeat=heartbeat,
         )
@@ -545,20 +578,20 @@ class SqliteStore(AbstractStore):
         return [
             Run(
                 info=info,
-                data=RunData(params=params[info.run_id], metrics=metrics[info.run_id], tags=tags[info.run_id]),
+                data=RunData(
+                    params=params[info.run_id], metrics=metrics[info.run_id], tags=tags[info.run_id]
+                ),
                 inputs=tuple(inputs[info.run_id]),
             )
             for info in infos
         ]
 
     # ----------------------------------------------------------------- dead runs
-    def _reap_dead_runs(self, force: bool = False, run_id: str | None = None) -> None:
-        """Persist KILLED for RUNNING runs whose owning process is dead."""
-        now = time.monotonic()
-        if run_id is None and not force and now - self._last_reap < _REAP_EVERY_S:
-            return
-        if run_id is None:
-            self._last_reap = now
+    def _reap_dead_runs(self, run_id: str | None = None) -> None:
+        """Persist KILLED for RUNNING runs (all, or just ``run_id``) whose process is dead.
+
+        Cheap: a partial index holds only RUNNING runs, usually a handful.
+        """
         sql = "SELECT run_id, hb_pid, hb_host, hb_pid_start, hb_time FROM runs WHERE status = 'RUNNING'"
         args: tuple[Any, ...] = ()
         if run_id is not None:
@@ -586,7 +619,11 @@ class SqliteStore(AbstractStore):
                 if cursor.rowcount:
                     conn.execute(
                         "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-                        (rid, STATUS_REASON_TAG, f"process {beat.pid} on {beat.host} stopped without ending the run"),
+                        (
+                            rid,
+                            STATUS_REASON_TAG,
+                            f"process {beat.pid} on {beat.host} stopped without ending the run",
+                        ),
                     )
 
         self._write(kill)
@@ -609,16 +646,23 @@ class SqliteStore(AbstractStore):
             validate_run_id(parent_run_id)
         source = source or RunSource()
         try:
-            experiment_key = int(experiment_id)
+            experiment_key = _experiment_key(experiment_id)
         except (TypeError, ValueError):
             raise NotFound(f"no experiment with id {experiment_id!r}") from None
 
         def create(conn: sqlite3.Connection) -> None:
-            if conn.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_key,)).fetchone() is None:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_key,)
+                ).fetchone()
+                is None
+            ):
                 raise NotFound(f"no experiment with id {experiment_id!r}")
-            if parent_run_id is not None and conn.execute(
-                "SELECT 1 FROM runs WHERE run_id = ?", (parent_run_id,)
-            ).fetchone() is None:
+            if (
+                parent_run_id is not None
+                and conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (parent_run_id,)).fetchone()
+                is None
+            ):
                 raise NotFound(f"no parent run with id {parent_run_id!r}")
             try:
                 conn.execute(
@@ -667,7 +711,9 @@ class SqliteStore(AbstractStore):
         )
 
     def _run_row(self, conn: sqlite3.Connection, run_id: str) -> Sequence[Any]:
-        row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.run_id = ?", (run_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.run_id = ?", (run_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
         return row
@@ -709,6 +755,7 @@ class SqliteStore(AbstractStore):
     ) -> None:
         validate_run_id(run_id)
         if not (metrics or params or tags):
+            self._read(lambda c: self._status(c, run_id))  # unknown run: NotFound, as memory
             return
         latest = latest_by_key(metrics)
 
@@ -748,7 +795,10 @@ class SqliteStore(AbstractStore):
                     "step = excluded.step, timestamp = excluded.timestamp "
                     "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
                     "AND excluded.timestamp >= latest_metrics.timestamp)",
-                    [(run_id, m.key, _metric_out(m.value), m.step, m.timestamp) for m in latest.values()],
+                    [
+                        (run_id, m.key, _metric_out(m.value), m.step, m.timestamp)
+                        for m in latest.values()
+                    ],
                 )
 
         self._write(log)
@@ -758,7 +808,9 @@ class SqliteStore(AbstractStore):
 
         def log(conn: sqlite3.Connection) -> None:
             self._status(conn, run_id)
-            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM inputs WHERE run_id = ?", (run_id,)).fetchone()[0]
+            seq = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM inputs WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
             for offset, item in enumerate(inputs, start=1):
                 conn.execute(
                     "INSERT OR IGNORE INTO inputs (run_id, name, digest, context, shape, schema, source, seq) "
@@ -808,6 +860,7 @@ class SqliteStore(AbstractStore):
         ids = None if experiment_ids is None else sorted({str(e) for e in experiment_ids})
         fingerprint = query_fingerprint(ids, filter_string, list(order_by or []), include_deleted)
         offset = decode_page_token(page_token, fingerprint)
+        # Every read shows dead runs as KILLED (contract), so no throttling here.
         self._reap_dead_runs()
 
         binds: list[Any] = []
@@ -816,7 +869,7 @@ class SqliteStore(AbstractStore):
             numeric = []
             for experiment_id in ids:
                 try:
-                    numeric.append(int(experiment_id))
+                    numeric.append(_experiment_key(experiment_id))
                 except ValueError:
                     continue  # an id this store cannot have matches nothing
             if not numeric:
@@ -860,7 +913,10 @@ class SqliteStore(AbstractStore):
             conn.executemany(
                 "UPDATE runs SET hb_pid = ?, hb_host = ?, hb_pid_start = ?, hb_time = ? "
                 "WHERE run_id = ? AND status = 'RUNNING'",
-                [(heartbeat.pid, heartbeat.host, heartbeat.pid_start, heartbeat.time, rid) for rid in ids],
+                [
+                    (heartbeat.pid, heartbeat.host, heartbeat.pid_start, heartbeat.time, rid)
+                    for rid in ids
+                ],
             )
 
         self._write(update)
@@ -885,7 +941,13 @@ class SqliteStore(AbstractStore):
         if self._read(clash):
             raise InvalidArgument(f"artifact path {path!r} clashes with an existing file or folder")
         size, sha256 = self.artifacts.write(run_id, path, source)
-        artifact = Artifact(path=path, size=size, sha256=sha256, media_type=media_type_of(path), created_at=hb.now_ms())
+        artifact = Artifact(
+            path=path,
+            size=size,
+            sha256=sha256,
+            media_type=media_type_of(path),
+            created_at=hb.now_ms(),
+        )
 
         def record(conn: sqlite3.Connection) -> None:
             self._status(conn, run_id)
@@ -923,9 +985,12 @@ class SqliteStore(AbstractStore):
 
         def read(conn: sqlite3.Connection) -> bool:
             self._status(conn, run_id)
-            return conn.execute(
-                "SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?", (run_id, path)
-            ).fetchone() is not None
+            return (
+                conn.execute(
+                    "SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?", (run_id, path)
+                ).fetchone()
+                is not None
+            )
 
         if not self._read(read):
             raise NotFound(f"run {run_id} has no artifact {path!r}")
@@ -933,4 +998,3 @@ class SqliteStore(AbstractStore):
         if not target.is_file():
             raise NotFound(f"artifact file {path!r} of run {run_id} is missing from the store")
         return target
-

@@ -33,7 +33,9 @@ def _new_run(client: Client) -> str:
     return client.create_run(experiment.experiment_id).info.run_id
 
 
-def test_metrics_are_buffered_until_flush(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_are_buffered_until_flush(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     run_id = _new_run(client)
     client._wake.set()  # let the worker pick up the long interval
@@ -44,7 +46,9 @@ def test_metrics_are_buffered_until_flush(client: Client, sqlite_path: Path, mon
     assert _stored_points(sqlite_path, run_id, "loss") == 10
 
 
-def test_end_run_and_reads_flush_first(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_end_run_and_reads_flush_first(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     run_id = _new_run(client)
     client.log_metric(run_id, "a", 1)
@@ -54,7 +58,9 @@ def test_end_run_and_reads_flush_first(client: Client, sqlite_path: Path, monkey
     assert _stored_points(sqlite_path, run_id, "b") == 1
 
 
-def test_record_threshold_triggers_a_flush(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_threshold_triggers_a_flush(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     monkeypatch.setattr(client_module, "FLUSH_MAX_RECORDS", 100)
     run_id = _new_run(client)
@@ -64,7 +70,9 @@ def test_record_threshold_triggers_a_flush(client: Client, sqlite_path: Path, mo
     assert _stored_points(sqlite_path, run_id, "m") == 200
 
 
-def test_byte_threshold_triggers_a_flush(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_byte_threshold_triggers_a_flush(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     monkeypatch.setattr(client_module, "FLUSH_MAX_BYTES", 10_000)
     run_id = _new_run(client)
@@ -78,7 +86,9 @@ def test_byte_threshold_triggers_a_flush(client: Client, sqlite_path: Path, monk
         reader.close()
 
 
-def test_background_timer_flushes_without_any_call(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_background_timer_flushes_without_any_call(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 0.05)
     run_id = _new_run(client)
     client.log_metric(run_id, "t", 1)
@@ -88,7 +98,9 @@ def test_background_timer_flushes_without_any_call(client: Client, sqlite_path: 
         time.sleep(0.05)
 
 
-def test_a_failing_run_does_not_lose_other_runs_records(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_run_does_not_lose_other_runs_records(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     healthy = _new_run(client)
     doomed = _new_run(client)
@@ -106,7 +118,9 @@ def test_a_failing_run_does_not_lose_other_runs_records(client: Client, sqlite_p
         client.log_metric(doomed, "x", 2)
 
 
-def test_heartbeat_thread_refreshes_owned_runs(client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heartbeat_thread_refreshes_owned_runs(
+    client: Client, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 0.02)
     monkeypatch.setattr(client_module.hb, "BEAT_INTERVAL_S", 0.05)
     run_id = _new_run(client)

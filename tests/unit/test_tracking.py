@@ -63,7 +63,7 @@ def test_second_run_without_nested_is_an_error_naming_the_active_run() -> None:
 
 
 def test_nested_runs_of_depth_three() -> None:
-    with nbmlops.start_run(run_name="session") as session:
+    with nbmlops.start_run(run_name="session") as session:  # noqa: SIM117 - asserts between levels
         with nbmlops.start_run(run_name="cell", nested=True) as cell:
             with nbmlops.start_run(run_name="trial", nested=True) as trial:
                 assert nbmlops.active_run() is trial
@@ -206,7 +206,10 @@ def test_set_experiment_creates_once_and_scopes_search() -> None:
         nbmlops.log_metric("f1", 0.1)
     assert list(nbmlops.search_runs()["run_name"]) == ["in-other"]
     assert list(nbmlops.search_runs(experiment_names=["churn"])["run_name"]) == ["in-churn"]
-    assert set(nbmlops.search_runs(search_all_experiments=True)["run_name"]) == {"in-churn", "in-other"}
+    assert set(nbmlops.search_runs(search_all_experiments=True)["run_name"]) == {
+        "in-churn",
+        "in-other",
+    }
     assert nbmlops.get_experiment_by_name("missing") is None
 
 
@@ -239,7 +242,9 @@ def test_search_runs_pages_through_more_than_one_page() -> None:
     client = nbmlops.get_client()
     experiment = nbmlops.set_experiment("many")
     for i in range(25):
-        run = client.create_run(experiment.experiment_id, run_name=f"r{i:02d}", start_time=1_000 + i)
+        run = client.create_run(
+            experiment.experiment_id, run_name=f"r{i:02d}", start_time=1_000 + i
+        )
         client.set_terminated(run.info.run_id)
     page = client.search_runs([experiment.experiment_id], max_results=10)
     names = [r.info.run_name for r in page]

@@ -1,0 +1,69 @@
+"""A real Jupyter kernel (via nbclient) autologs cells into the run tree, with cell ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import nbmlops
+from nbmlops import RunStatus
+
+CELLS = [
+    "%load_ext nbmlops",
+    "%mlops autolog on",
+    "x = [1, 2, 3]",  # plain: no run
+    "import nbmlops\nnbmlops.log_metric('acc', 0.91)",
+    "%mlops metric f1=0.5",
+    "raise ValueError('broken cell')",
+]
+
+
+def test_kernel_run_tree_identity_and_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook_path = tmp_path / "kernel-demo.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, notebook_path)
+    store = tmp_path / "store" / "nbmlops.db"
+    monkeypatch.setenv("NBMLOPS_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.delenv("NBMLOPS_NOTEBOOK_PATH", raising=False)
+    # What jupyter_server tells a kernel it starts for a notebook (path relative to its root).
+    monkeypatch.setenv("JPY_SESSION_NAME", notebook_path.name)
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # shuts the kernel down at the end
+
+    nbmlops.set_tracking_uri(f"sqlite:///{store}")
+    runs = nbmlops.search_runs(search_all_experiments=True, output_format="list")
+    by_type: dict[str, list[nbmlops.Run]] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        by_type.setdefault(run.data.tags.get("nbmlops.run_type", ""), []).append(run)
+    (session,) = by_type["session"]
+    assert session.info.run_name == "kernel-demo"
+    assert session.data.tags["nbmlops.notebook"] == str(notebook_path)
+    assert "ipykernel_launcher" not in session.info.source.path
+    # The kernel shut down with autolog still on: the session run ends KILLED.
+    assert session.info.status is RunStatus.KILLED
+    acc, f1, broken = by_type["cell"]
+    assert all(r.info.parent_run_id == session.info.run_id for r in (acc, f1, broken))
+    assert acc.data.metrics == {"acc": 0.91} and acc.info.status is RunStatus.FINISHED
+    assert f1.data.metrics == {"f1": 0.5}
+    assert broken.info.status is RunStatus.FAILED
+    # The frontend's cell ids travel with the execute request into the runs.
+    assert acc.data.tags["nbmlops.cell_id"] == notebook.cells[3].id
+    assert acc.info.source.execution_count == 4
+    assert len(runs) == 4  # the plain cell made nothing
