@@ -92,11 +92,13 @@ def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
+    affinity = getattr(os, "sched_getaffinity", None)
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "nproc": len(affinity(0)) if affinity is not None else os.cpu_count(),
         "cpu_model": cpu_model,
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "versions": {name: package_version(name) for name in packages},
     }
 
@@ -144,30 +146,63 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def import_time(
-    module: str, repeats: int = 5, warmup: int = 1, env: Mapping[str, str] | None = None
+def time_snippet(
+    stmt: str,
+    setup: str = "",
+    repeats: int = 5,
+    warmup: int = 1,
+    env: Mapping[str, str] | None = None,
+    bytecode_cache: Path | None = None,
+    cwd: Path | None = None,
 ) -> list[float]:
-    """Seconds to ``import module`` in fresh interpreters (``repeats`` samples).
+    """Seconds ``stmt`` takes in fresh interpreters (``repeats`` samples), after ``setup``.
 
-    Each sample is one ``python -c`` subprocess timing the import statement with
-    ``perf_counter`` (interpreter start-up is not included). ``warmup`` untimed runs first
-    fill the OS file cache.
+    Each sample is one ``python -c`` subprocess that runs ``setup`` untimed, then times
+    ``stmt`` with ``perf_counter`` (interpreter start-up is not included). ``warmup`` untimed
+    runs first fill the OS file cache (and the bytecode cache).
+
+    Args:
+        bytecode_cache: a folder used as ``PYTHONPYCACHEPREFIX`` with bytecode writing
+            enabled, so after the warm-up every module loads from cached bytecode, as an
+            installed package does, even where ``PYTHONDONTWRITEBYTECODE`` is set or the
+            source tree is read-only. None: the environment's own settings apply.
     """
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    code = (
+        f"{setup}\nimport time as _t\n_start = _t.perf_counter()\n{stmt}\n"
+        "print(_t.perf_counter() - _start)"
+    )
+    run_env = dict(env) if env is not None else quiet_env()
+    if bytecode_cache is not None:
+        run_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        run_env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
     samples = []
     for i in range(warmup + repeats):
         done = subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,
             text=True,
-            env=dict(env) if env is not None else quiet_env(),
+            env=run_env,
+            cwd=cwd,
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"'import {module}' failed:\n{done.stderr.strip()}")
+            raise RuntimeError(f"timing {stmt!r} failed:\n{done.stderr.strip()[-2000:]}")
         if i >= warmup:
             samples.append(float(done.stdout.strip().splitlines()[-1]))
     return samples
+
+
+def import_time(
+    module: str,
+    repeats: int = 5,
+    warmup: int = 1,
+    env: Mapping[str, str] | None = None,
+    bytecode_cache: Path | None = None,
+) -> list[float]:
+    """Seconds to ``import module`` in fresh interpreters (see :func:`time_snippet`)."""
+    return time_snippet(
+        f"import {module}", repeats=repeats, warmup=warmup, env=env, bytecode_cache=bytecode_cache
+    )
 
 
 # --------------------------------------------------------------------------- workers
@@ -211,13 +246,19 @@ def fmt_seconds(seconds: float | None) -> str:
     """``seconds`` with a readable unit (ns, µs, ms, s)."""
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "n/a"
-    if seconds < 1e-6:
-        return f"{seconds * 1e9:.0f} ns"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
+    for scale, unit in ((1e-6, "ns"), (1e-3, "µs"), (1.0, "ms")):
+        if seconds < scale:
+            return f"{_three_digits(seconds * 1e3 / scale)} {unit}"
+    return f"{_three_digits(seconds)} s"
+
+
+def _three_digits(value: float) -> str:
+    """About three significant digits without scientific notation: 8.28, 59.5, 168."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
 
 
 def fmt_mb(megabytes: float | None) -> str:
@@ -265,7 +306,7 @@ class Row:
             self._fmt(self.theirs),
             "n/a" if ratio is None else f"{ratio:,.1f}×",
             "—" if self.budget is None else f"≤ {self._fmt(self.budget)}",
-            "—" if within is None else ("yes" if within else "NO"),
+            "—" if within is None else ("yes" if within else "no"),
         ]
 
     def as_dict(self, ours_name: str, theirs_name: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ CELLS = [
     "x = [1, 2, 3]",  # plain: no run
     "import nbmlops\nnbmlops.log_metric('acc', 0.91)",
     "%mlops metric f1=0.5",
-    "raise ValueError('broken cell')",
+    "nbmlops.log_metric('partial', 1)\nraise ValueError('broken cell')",
 ]
 
 
@@ -63,7 +63,54 @@ def test_kernel_run_tree_identity_and_shutdown(
     assert acc.data.metrics == {"acc": 0.91} and acc.info.status is RunStatus.FINISHED
     assert f1.data.metrics == {"f1": 0.5}
     assert broken.info.status is RunStatus.FAILED
-    # The frontend's cell ids travel with the execute request into the runs.
-    assert acc.data.tags["nbmlops.cell_id"] == notebook.cells[3].id
+    assert broken.data.tags["nbmlops.error"] == "ValueError: broken cell"
+    assert broken.data.metrics == {"partial": 1.0}
     assert acc.info.source.execution_count == 4
     assert len(runs) == 4  # the plain cell made nothing
+
+
+def _execute(client: object, code: str, cell_id: str) -> dict:
+    """Send an execute_request the way JupyterLab does: the cell id in the metadata."""
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    message = client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    client.shell_channel.send(message)
+    while True:
+        reply = client.get_shell_msg(timeout=60)
+        if reply["parent_header"].get("msg_id") == message["header"]["msg_id"]:
+            return reply["content"]
+
+
+def test_cell_id_sent_by_the_frontend_reaches_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    store = tmp_path / "store" / "nbmlops.db"
+    monkeypatch.setenv("NBMLOPS_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("NBMLOPS_NOTEBOOK_PATH", str(tmp_path / "ids.ipynb"))
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        assert (
+            _execute(client, "%load_ext nbmlops\n%mlops autolog on", "setup-cell")["status"] == "ok"
+        )
+        reply = _execute(client, "import nbmlops\nnbmlops.log_metric('m', 1)", "cell-7f3a")
+        assert reply["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+    nbmlops.set_tracking_uri(f"sqlite:///{store}")
+    (cell,) = nbmlops.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`nbmlops.run_type` = 'cell'",
+        output_format="list",
+    )
+    assert cell.data.tags["nbmlops.cell_id"] == "cell-7f3a"
+    assert cell.info.source.cell_id == "cell-7f3a"
+    assert cell.info.source.execution_count == 2
