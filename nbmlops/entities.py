@@ -171,6 +171,75 @@ class Run:
     inputs: tuple[DatasetInput, ...] = ()
 
 
+#: Deployment stages of a model version (MLflow's classic stages), canonical spelling.
+STAGES: tuple[str, ...] = ("None", "Staging", "Production", "Archived")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """A named model in the registry: its versions are :class:`ModelVersion` records.
+
+    ``aliases`` maps each alias (``champion``) to the version it points to;
+    ``latest_version`` is the newest version that still exists (None without versions).
+    ``updated_at`` moves on every change to the model, its versions or its aliases.
+    """
+
+    name: str
+    description: str
+    tags: Mapping[str, str]
+    created_at: int
+    updated_at: int
+    aliases: Mapping[str, int]
+    latest_version: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: a model artifact of a run.
+
+    Versions are numbered 1, 2, ... per model, never reused after a deletion. ``stage`` is
+    one of :data:`STAGES`; ``aliases`` are the aliases pointing at this version, sorted.
+    """
+
+    name: str
+    version: int
+    source_run_id: str
+    model_path: str
+    description: str
+    tags: Mapping[str, str]
+    created_at: int
+    created_by: str
+    stage: str
+    aliases: tuple[str, ...]
+
+    @property
+    def source(self) -> str:
+        """The model artifact as a URI: ``runs:/<run_id>/<model_path>``."""
+        return f"runs:/{self.source_run_id}/{self.model_path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryEvent:
+    """One row of a registered model's audit log: who changed what, when and why.
+
+    ``action`` is what happened (``create_version``, ``delete_version``, ``stage``,
+    ``set_alias``, ``delete_alias``, ``promotion_rejected``, ...); ``from_value`` and
+    ``to_value`` are the before/after values as text (a stage, or a version number for an
+    alias change; None when there was none). ``alias`` names the alias an alias event is
+    about (None for other events).
+    """
+
+    name: str
+    version: int | None
+    action: str
+    from_value: str | None
+    to_value: str | None
+    reason: str
+    user: str
+    timestamp: int
+    alias: str | None = None
+
+
 def to_dict(entity: Any) -> Any:
     """Turn an entity (or nested containers of entities) into JSON-compatible values.
 

@@ -11,6 +11,7 @@ import numbers
 import re
 from typing import Any
 
+from nbmlops.entities import STAGES
 from nbmlops.errors import InvalidArgument
 
 MAX_KEY_LENGTH = 250
@@ -166,3 +167,96 @@ def validate_artifact_path(path: Any) -> str:
     if any(p == ".." for p in parts):
         raise InvalidArgument(f"artifact path {short(path)} must not contain '..'")
     return "/".join(parts)
+
+
+# --------------------------------------------------------------------------- model registry
+
+MAX_MODEL_NAME_LENGTH = 250
+MAX_ALIAS_LENGTH = 255
+MODEL_NAME_RULE = (
+    f"model names are 1-{MAX_MODEL_NAME_LENGTH} characters, contain no '/', '\\', '@' or ':' "
+    "(they would break models:/ URIs), no control characters and no leading/trailing whitespace"
+)
+ALIAS_RULE = (
+    f"aliases are 1-{MAX_ALIAS_LENGTH} letters, digits, '_' or '-'; 'latest' and version-like "
+    "names such as 'v1' are reserved"
+)
+#: The reserved alias that always means the newest existing version of a model.
+LATEST_ALIAS = "latest"
+_ALIAS = re.compile(r"[\w\-]+")
+_VERSION_LIKE = re.compile(r"[vV]\d+")
+_VERSION_TEXT = re.compile(r"[0-9]+")
+
+
+def validate_model_name(name: Any) -> str:
+    """Check a registered model name and return it (see :data:`MODEL_NAME_RULE`)."""
+    if not isinstance(name, str):
+        raise InvalidArgument(
+            f"model name must be a string, got {type(name).__name__} {short(name)}"
+        )
+    if (
+        not name
+        or len(name) > MAX_MODEL_NAME_LENGTH
+        or any(ch in name for ch in "/\\@:")
+        or _CONTROL.search(name)
+        or name != name.strip()
+    ):
+        raise InvalidArgument(f"invalid model name {short(name)}: {MODEL_NAME_RULE}")
+    return name
+
+
+def is_latest_alias(alias: Any) -> bool:
+    """Whether ``alias`` is the reserved ``latest`` (any case)."""
+    return isinstance(alias, str) and alias.lower() == LATEST_ALIAS
+
+
+def validate_alias(alias: Any) -> str:
+    """Check an alias name that can be set on a model (MLflow's rule) and return it.
+
+    Letters, digits, ``_`` and ``-``, 1-255 characters. ``latest`` (any case) is refused
+    because it always means the newest version, and ``v1``-like names because they read as
+    versions. The message starts with "invalid alias name" so callers can tell a malformed
+    alias from one that merely does not exist (NotFound).
+    """
+    if not isinstance(alias, str):
+        raise InvalidArgument(
+            f"invalid alias name {short(alias)}: an alias must be a string, "
+            f"got {type(alias).__name__}"
+        )
+    if is_latest_alias(alias):
+        raise InvalidArgument(
+            f"invalid alias name {short(alias)}: 'latest' is reserved, it always means the "
+            "newest version of the model"
+        )
+    if _VERSION_LIKE.fullmatch(alias):
+        raise InvalidArgument(
+            f"invalid alias name {short(alias)}: names like 'v1' are reserved because they "
+            "read as version numbers"
+        )
+    if len(alias) > MAX_ALIAS_LENGTH or not _ALIAS.fullmatch(alias):
+        raise InvalidArgument(f"invalid alias name {short(alias)}: {ALIAS_RULE}")
+    return alias
+
+
+def validate_version(version: Any) -> int:
+    """Check a model version number: a positive integer, or its decimal text (``"3"``)."""
+    number: int | None = None
+    is_integer = isinstance(version, numbers.Integral) and not isinstance(version, bool)
+    if is_integer or (isinstance(version, str) and _VERSION_TEXT.fullmatch(version)):
+        number = int(version)
+    if number is None or not 1 <= number <= INT64_MAX:
+        raise InvalidArgument(
+            f"invalid model version {short(version)}: versions are positive integers (1, 2, ...)"
+        )
+    return number
+
+
+def validate_stage(stage: Any) -> str:
+    """Check a model version stage (case-insensitive) and return its canonical spelling."""
+    if isinstance(stage, str):
+        for canonical in STAGES:
+            if stage.lower() == canonical.lower():
+                return canonical
+    raise InvalidArgument(
+        f"invalid model version stage {short(stage)}; expected one of {', '.join(STAGES)}"
+    )

@@ -21,12 +21,32 @@ Contract, for every implementation:
   round-trip exactly.
 * **Dead runs.** A RUNNING run whose heartbeat is dead (see :mod:`.heartbeat`) is returned as
   KILLED by every read, and persisted so.
+
+Model registry (design doc §3), same rules plus:
+
+* **Names.** Model names follow :func:`~nbmlops.validation.validate_model_name`, aliases
+  :func:`~nbmlops.validation.validate_alias`, versions
+  :func:`~nbmlops.validation.validate_version` (``"3"`` is accepted for 3), stages
+  :func:`~nbmlops.validation.validate_stage`; a malformed one is InvalidArgument ("invalid
+  alias name ..."), never NotFound.
+* **Not found** messages say what is missing: the model ("no registered model 'm'"), one of
+  its versions ("registered model 'm' has no version 3") or an alias ("... has no alias 'x'").
+* **Versions** are 1, 2, 3, ... per model, assigned inside the write transaction from a
+  counter kept on the model, so several processes registering at once get distinct numbers
+  with no gaps, and a number is never handed out again after its version was deleted.
+* **Aliases.** One version per (model, alias). ``latest`` is reserved: it cannot be set and,
+  when read, means the newest existing version.
+* **Audit log.** Every version creation/deletion, stage change and alias change appends a
+  :class:`~nbmlops.entities.RegistryEvent` in the same transaction as the change; callers add
+  decisions that change nothing (``promotion_rejected``) with :meth:`record_registry_event`.
+  Writes that change nothing (same stage, alias already there) record nothing.
+* ``updated_at`` of a registered model moves on every change to it, its versions or aliases.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from nbmlops.entities import (
@@ -35,7 +55,10 @@ from nbmlops.entities import (
     Experiment,
     Heartbeat,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
+    RegistryEvent,
     Run,
     RunInfo,
     RunSource,
@@ -183,3 +206,129 @@ class AbstractStore(abc.ABC):
     def artifact_file(self, run_id: str, path: str) -> Path | None:
         """A local file holding the artifact, for stores that keep files (else None)."""
         return None
+
+    # ----------------------------------------------------------------- model registry
+    @abc.abstractmethod
+    def create_registered_model(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        """Create an empty registered model. AlreadyExists when the name is taken."""
+
+    @abc.abstractmethod
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """The model with its tags, aliases and latest version, or NotFound."""
+
+    @abc.abstractmethod
+    def search_registered_models(self, name_like: str | None = None) -> list[RegisteredModel]:
+        """Models whose name matches ``name_like`` (SQL LIKE, case-insensitive), by name.
+
+        ``None`` means every model.
+        """
+
+    @abc.abstractmethod
+    def update_registered_model(self, name: str, description: str) -> RegisteredModel:
+        """Replace the model's description; NotFound for an unknown model."""
+
+    @abc.abstractmethod
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set (or overwrite) one tag of a model; keys follow the run tag key rule."""
+
+    @abc.abstractmethod
+    def create_model_version(
+        self,
+        name: str,
+        source_run_id: str,
+        model_path: str,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersion:
+        """Register artifact ``model_path`` of run ``source_run_id`` as the next version.
+
+        Creates the registered model when it does not exist yet. NotFound when the run does
+        not exist (nothing is created then). The version number is the model's counter,
+        taken and advanced in the same transaction (see the module docstring). Records a
+        ``create_version`` event (``to_value`` = the ``runs:/`` source). The new version's
+        stage is ``"None"``.
+        """
+
+    @abc.abstractmethod
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        """One version; NotFound names the missing model or the missing version."""
+
+    @abc.abstractmethod
+    def search_model_versions(
+        self, name: str | None = None, run_id: str | None = None
+    ) -> list[ModelVersion]:
+        """Versions of model ``name`` and/or registered from run ``run_id``.
+
+        Sorted by model name, then version. An unknown model or run matches nothing (an
+        empty list, not NotFound).
+        """
+
+    @abc.abstractmethod
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        """Replace a version's description and return the version."""
+
+    @abc.abstractmethod
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        """Set (or overwrite) one tag of a version; keys follow the run tag key rule."""
+
+    @abc.abstractmethod
+    def set_model_version_stage(
+        self, name: str, version: int | str, stage: str, user: str = "", reason: str = ""
+    ) -> ModelVersion:
+        """Move a version to ``stage`` (any case; stored canonically, see ``STAGES``).
+
+        Records a ``stage`` event from the old to the new stage; the same stage again is a
+        no-op that records nothing.
+        """
+
+    @abc.abstractmethod
+    def delete_model_version(
+        self, name: str, version: int | str, user: str = "", reason: str = ""
+    ) -> None:
+        """Delete a version, its tags and every alias pointing to it.
+
+        Records one ``delete_alias`` event per removed alias, then a ``delete_version``
+        event. The version number is not reused.
+        """
+
+    @abc.abstractmethod
+    def set_aliases(
+        self,
+        name: str,
+        changes: Mapping[str, int | None],
+        expected: Mapping[str, int | None] | None = None,
+        user: str = "",
+        reason: str = "",
+        action: str = "set_alias",
+    ) -> None:
+        """Point several aliases of a model at versions (None deletes), all or nothing.
+
+        Every target version must exist (NotFound otherwise). With ``expected``, each alias
+        it names must currently point at the given version (None: unset); otherwise
+        AlreadyExists("alias X of model M changed concurrently: expected v1, found v2") and
+        nothing changes. Each alias that really changes records one event with ``action``,
+        ``alias``, ``from_value``/``to_value`` = old/new version as text (None when unset),
+        ``reason`` and ``user``; ``version`` is the new target (the old one on deletion).
+        """
+
+    @abc.abstractmethod
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points to; ``latest`` means the newest existing version.
+
+        InvalidArgument for a malformed alias name, NotFound naming the model or the alias
+        that does not exist (or "has no versions" for ``latest`` on an empty model).
+        """
+
+    @abc.abstractmethod
+    def record_registry_event(self, event: RegistryEvent) -> None:
+        """Append a caller-made event (a promotion decision that changed nothing).
+
+        The model must exist (NotFound); the event is stored as given.
+        """
+
+    @abc.abstractmethod
+    def get_model_history(self, name: str) -> list[RegistryEvent]:
+        """The model's audit log in the order it was written (oldest first); NotFound."""

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from nbmlops.entities import (
@@ -20,7 +20,10 @@ from nbmlops.entities import (
     Heartbeat,
     LifecycleStage,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
+    RegistryEvent,
     Run,
     RunData,
     RunInfo,
@@ -31,20 +34,53 @@ from nbmlops.entities import (
 from nbmlops.errors import AlreadyExists, InvalidArgument, NotFound
 from nbmlops.store import heartbeat as hb
 from nbmlops.store._common import (
+    EVENT_CREATE_VERSION,
+    EVENT_DELETE_ALIAS,
+    EVENT_DELETE_VERSION,
+    EVENT_STAGE,
+    INITIAL_STAGE,
     STATUS_REASON_TAG,
+    alias_event,
+    alias_not_found,
+    check_action,
+    check_alias_changes,
     check_end_status,
+    check_event,
     check_max_results,
     check_params_against,
+    check_tags,
+    check_text,
     decode_page_token,
     encode_page_token,
     latest_by_key,
     media_type_of,
+    model_not_found,
+    no_versions,
+    plan_alias_changes,
     query_fingerprint,
     require_running,
+    version_not_found,
 )
 from nbmlops.store.base import DEFAULT_MAX_RESULTS, AbstractStore
-from nbmlops.store.search import compile_predicate, parse_filter, parse_order_by, sort_runs
-from nbmlops.validation import validate_artifact_path, validate_name, validate_run_id
+from nbmlops.store.search import (
+    compile_predicate,
+    like_match,
+    parse_filter,
+    parse_order_by,
+    sort_runs,
+)
+from nbmlops.validation import (
+    is_latest_alias,
+    tag_value_to_str,
+    validate_alias,
+    validate_artifact_path,
+    validate_key,
+    validate_model_name,
+    validate_name,
+    validate_run_id,
+    validate_stage,
+    validate_version,
+)
 
 
 @dataclasses.dataclass
@@ -58,6 +94,20 @@ class _RunRecord:
     artifacts: dict[str, tuple[Artifact, bytes]] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class _ModelRecord:
+    name: str
+    description: str
+    created_at: int
+    updated_at: int
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    next_version: int = 1
+    #: Versions without their aliases (computed on read from ``aliases``).
+    versions: dict[int, ModelVersion] = dataclasses.field(default_factory=dict)
+    aliases: dict[str, int] = dataclasses.field(default_factory=dict)
+    events: list[RegistryEvent] = dataclasses.field(default_factory=list)
+
+
 class MemoryStore(AbstractStore):
     """Dictionary-backed store. ``memory:`` URIs resolve to one instance per process."""
 
@@ -67,6 +117,7 @@ class MemoryStore(AbstractStore):
         self._experiments: dict[str, Experiment] = {}
         self._runs: dict[str, _RunRecord] = {}
         self._next_experiment = 1
+        self._models: dict[str, _ModelRecord] = {}
 
     @property
     def location(self) -> str:
@@ -79,6 +130,8 @@ class MemoryStore(AbstractStore):
                 "uri": self.uri,
                 "experiments": len(self._experiments),
                 "runs": len(self._runs),
+                "registered_models": len(self._models),
+                "model_versions": sum(len(m.versions) for m in self._models.values()),
             }
 
     # ----------------------------------------------------------------- experiments
@@ -327,3 +380,281 @@ class MemoryStore(AbstractStore):
                 return record.artifacts[path][1]
             except KeyError:
                 raise NotFound(f"run {run_id} has no artifact {path!r}") from None
+
+    # ----------------------------------------------------------------- model registry
+    def _model(self, name: str) -> _ModelRecord:
+        try:
+            return self._models[name]
+        except KeyError:
+            raise model_not_found(name) from None
+
+    @staticmethod
+    def _version(model: _ModelRecord, version: int) -> ModelVersion:
+        try:
+            return model.versions[version]
+        except KeyError:
+            raise version_not_found(model.name, version, model.next_version) from None
+
+    @staticmethod
+    def _to_model(model: _ModelRecord) -> RegisteredModel:
+        return RegisteredModel(
+            name=model.name,
+            description=model.description,
+            tags=dict(sorted(model.tags.items())),
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+            aliases=dict(sorted(model.aliases.items())),
+            latest_version=max(model.versions, default=None),
+        )
+
+    @staticmethod
+    def _to_version(model: _ModelRecord, version: ModelVersion) -> ModelVersion:
+        aliases = tuple(sorted(a for a, v in model.aliases.items() if v == version.version))
+        return dataclasses.replace(
+            version, tags=dict(sorted(version.tags.items())), aliases=aliases
+        )
+
+    def create_registered_model(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        validate_model_name(name)
+        description = check_text(description, "model description")
+        clean_tags = check_tags(tags)
+        with self._lock:
+            if name in self._models:
+                raise AlreadyExists(f"registered model {name!r} already exists")
+            now = hb.now_ms()
+            model = _ModelRecord(name, description, now, now, tags=clean_tags)
+            self._models[name] = model
+            return self._to_model(model)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        validate_model_name(name)
+        with self._lock:
+            return self._to_model(self._model(name))
+
+    def search_registered_models(self, name_like: str | None = None) -> list[RegisteredModel]:
+        if name_like is not None and not isinstance(name_like, str):
+            raise InvalidArgument(f"name_like must be a string pattern, got {name_like!r}")
+        with self._lock:
+            return [
+                self._to_model(model)
+                for name, model in sorted(self._models.items())
+                if name_like is None or like_match(name, name_like, True)
+            ]
+
+    def update_registered_model(self, name: str, description: str) -> RegisteredModel:
+        validate_model_name(name)
+        description = check_text(description, "model description")
+        with self._lock:
+            model = self._model(name)
+            model.description = description
+            model.updated_at = hb.now_ms()
+            return self._to_model(model)
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        validate_model_name(name)
+        validate_key(key, "tag")
+        value = tag_value_to_str(key, value)
+        with self._lock:
+            model = self._model(name)
+            model.tags[key] = value
+            model.updated_at = hb.now_ms()
+
+    def create_model_version(
+        self,
+        name: str,
+        source_run_id: str,
+        model_path: str,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersion:
+        validate_model_name(name)
+        validate_run_id(source_run_id)
+        model_path = validate_artifact_path(model_path)
+        description = check_text(description, "version description")
+        user = check_text(user, "user")
+        clean_tags = check_tags(tags)
+        with self._lock:
+            if source_run_id not in self._runs:
+                raise NotFound(f"no run with id {source_run_id!r}")
+            now = hb.now_ms()
+            model = self._models.get(name)
+            if model is None:
+                model = self._models[name] = _ModelRecord(name, "", now, now)
+            number = model.next_version
+            version = ModelVersion(
+                name=name,
+                version=number,
+                source_run_id=source_run_id,
+                model_path=model_path,
+                description=description,
+                tags=clean_tags,
+                created_at=now,
+                created_by=user,
+                stage=INITIAL_STAGE,
+                aliases=(),
+            )
+            model.next_version = number + 1
+            model.versions[number] = version
+            model.updated_at = now
+            model.events.append(
+                RegistryEvent(
+                    name, number, EVENT_CREATE_VERSION, None, version.source, "", user, now
+                )
+            )
+            return self._to_version(model, version)
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        with self._lock:
+            model = self._model(name)
+            return self._to_version(model, self._version(model, number))
+
+    def search_model_versions(
+        self, name: str | None = None, run_id: str | None = None
+    ) -> list[ModelVersion]:
+        if name is not None:
+            validate_model_name(name)
+        if run_id is not None:
+            validate_run_id(run_id)
+        with self._lock:
+            models = [self._models[name]] if name in self._models else []
+            if name is None:
+                models = [model for _, model in sorted(self._models.items())]
+            return [
+                self._to_version(model, version)
+                for model in models
+                for _, version in sorted(model.versions.items())
+                if run_id is None or version.source_run_id == run_id
+            ]
+
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        description = check_text(description, "version description")
+        with self._lock:
+            model = self._model(name)
+            current = self._version(model, number)
+            model.versions[number] = dataclasses.replace(current, description=description)
+            model.updated_at = hb.now_ms()
+            return self._to_version(model, model.versions[number])
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        validate_model_name(name)
+        number = validate_version(version)
+        validate_key(key, "tag")
+        value = tag_value_to_str(key, value)
+        with self._lock:
+            model = self._model(name)
+            current = self._version(model, number)
+            model.versions[number] = dataclasses.replace(current, tags={**current.tags, key: value})
+            model.updated_at = hb.now_ms()
+
+    def set_model_version_stage(
+        self, name: str, version: int | str, stage: str, user: str = "", reason: str = ""
+    ) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        stage = validate_stage(stage)
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+        with self._lock:
+            model = self._model(name)
+            current = self._version(model, number)
+            if current.stage != stage:
+                now = hb.now_ms()
+                model.versions[number] = dataclasses.replace(current, stage=stage)
+                model.updated_at = now
+                model.events.append(
+                    RegistryEvent(
+                        name, number, EVENT_STAGE, current.stage, stage, reason, user, now
+                    )
+                )
+            return self._to_version(model, model.versions[number])
+
+    def delete_model_version(
+        self, name: str, version: int | str, user: str = "", reason: str = ""
+    ) -> None:
+        validate_model_name(name)
+        number = validate_version(version)
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+        with self._lock:
+            model = self._model(name)
+            current = self._version(model, number)
+            now = hb.now_ms()
+            for alias in sorted(a for a, v in model.aliases.items() if v == number):
+                del model.aliases[alias]
+                model.events.append(
+                    alias_event(name, alias, number, None, EVENT_DELETE_ALIAS, user, reason, now)
+                )
+            del model.versions[number]
+            model.updated_at = now
+            model.events.append(
+                RegistryEvent(
+                    name, number, EVENT_DELETE_VERSION, current.source, None, reason, user, now
+                )
+            )
+
+    def set_aliases(
+        self,
+        name: str,
+        changes: Mapping[str, int | None],
+        expected: Mapping[str, int | None] | None = None,
+        user: str = "",
+        reason: str = "",
+        action: str = "set_alias",
+    ) -> None:
+        validate_model_name(name)
+        wanted = check_alias_changes(changes)
+        want_before = None if expected is None else check_alias_changes(expected, "expected")
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+        action = check_action(action)
+        with self._lock:
+            model = self._model(name)
+            for target in wanted.values():
+                if target is not None:
+                    self._version(model, target)
+            plan = plan_alias_changes(name, model.aliases, wanted, want_before)
+            if not plan:
+                return
+            now = hb.now_ms()
+            for alias, old, new in plan:
+                if new is None:
+                    del model.aliases[alias]
+                else:
+                    model.aliases[alias] = new
+                model.events.append(alias_event(name, alias, old, new, action, user, reason, now))
+            model.updated_at = now
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        validate_model_name(name)
+        latest = is_latest_alias(alias)
+        if not latest:
+            validate_alias(alias)
+        with self._lock:
+            model = self._model(name)
+            if latest:
+                if not model.versions:
+                    raise no_versions(name)
+                number = max(model.versions)
+            else:
+                try:
+                    number = model.aliases[alias]
+                except KeyError:
+                    raise alias_not_found(name, alias) from None
+            return self._to_version(model, model.versions[number])
+
+    def record_registry_event(self, event: RegistryEvent) -> None:
+        event = check_event(event)
+        with self._lock:
+            self._model(event.name).events.append(event)
+
+    def get_model_history(self, name: str) -> list[RegistryEvent]:
+        validate_model_name(name)
+        with self._lock:
+            return list(self._model(name).events)

@@ -17,7 +17,12 @@ How several processes share one file safely:
 
 The schema version is stored in ``nbmlops_meta``. A newer unknown schema, a file that is not
 SQLite, or a SQLite file without our tables is refused with an error naming the path; the
-file is never re-initialised or modified in that case.
+file is never re-initialised or modified in that case. An older schema is migrated on open,
+each step in one ``BEGIN IMMEDIATE`` transaction (all of it or none of it; a process that
+finds the step already done by another process skips it).
+
+Schema history: 1 = tracking (experiments, runs, params, metrics, tags, inputs, artifacts);
+2 = adds the model registry (registered models, versions, their tags, aliases, audit log).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,10 @@ from nbmlops.entities import (
     Heartbeat,
     LifecycleStage,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
+    RegistryEvent,
     Run,
     RunData,
     RunInfo,
@@ -52,16 +60,32 @@ from nbmlops.entities import (
 from nbmlops.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
 from nbmlops.store import heartbeat as hb
 from nbmlops.store._common import (
+    EVENT_CREATE_VERSION,
+    EVENT_DELETE_ALIAS,
+    EVENT_DELETE_VERSION,
+    EVENT_STAGE,
+    INITIAL_STAGE,
     STATUS_REASON_TAG,
+    alias_event,
+    alias_not_found,
+    check_action,
+    check_alias_changes,
     check_end_status,
+    check_event,
     check_max_results,
     check_params_against,
+    check_tags,
+    check_text,
     decode_page_token,
     encode_page_token,
     latest_by_key,
     media_type_of,
+    model_not_found,
+    no_versions,
+    plan_alias_changes,
     query_fingerprint,
     require_running,
+    version_not_found,
 )
 from nbmlops.store.artifacts import LocalArtifactRepository
 from nbmlops.store.base import DEFAULT_MAX_RESULTS, AbstractStore
@@ -73,9 +97,20 @@ from nbmlops.store.search import (
     parse_order_by,
     to_number,
 )
-from nbmlops.validation import validate_artifact_path, validate_name, validate_run_id
+from nbmlops.validation import (
+    is_latest_alias,
+    tag_value_to_str,
+    validate_alias,
+    validate_artifact_path,
+    validate_key,
+    validate_model_name,
+    validate_name,
+    validate_run_id,
+    validate_stage,
+    validate_version,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_FILENAME = "nbmlops.db"
 LOCK_PATIENCE_S = float(os.environ.get("NBMLOPS_LOCK_PATIENCE", "120"))
 _BUSY_TIMEOUT_MS = 5_000
@@ -164,6 +199,75 @@ CREATE TABLE artifacts (
     PRIMARY KEY (run_id, path)
 ) WITHOUT ROWID;
 """
+
+# Schema 2: the model registry. Added to a schema-1 file by _migrate(); a new file gets
+# _SCHEMA_V1 then this, so both paths produce the same tables.
+_SCHEMA_V2 = """
+CREATE TABLE registered_models (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    next_version INTEGER NOT NULL DEFAULT 1 CHECK (next_version >= 1)
+) WITHOUT ROWID;
+CREATE TABLE registered_model_tags (
+    name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+) WITHOUT ROWID;
+CREATE TABLE model_versions (
+    name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    source_run_id TEXT NOT NULL REFERENCES runs(run_id),
+    model_path TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    stage TEXT NOT NULL DEFAULT 'None'
+        CHECK (stage IN ('None', 'Staging', 'Production', 'Archived')),
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE INDEX model_versions_by_run ON model_versions (source_run_id);
+CREATE TABLE model_version_tags (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, version, key),
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE model_aliases (
+    name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX model_aliases_by_version ON model_aliases (name, version);
+-- The audit log outlives what it talks about (a deleted version): no foreign keys.
+CREATE TABLE registry_events (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER,
+    action TEXT NOT NULL,
+    alias TEXT,
+    from_value TEXT,
+    to_value TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    user TEXT NOT NULL DEFAULT '',
+    timestamp INTEGER NOT NULL
+);
+CREATE INDEX registry_events_by_model ON registry_events (name, id);
+"""
+
+#: DDL that takes a store from schema ``n - 1`` to schema ``n``.
+_MIGRATIONS = {2: _SCHEMA_V2}
+
+_VERSION_COLUMNS = (
+    "v.name, v.version, v.source_run_id, v.model_path, v.description, v.created_at, "
+    "v.created_by, v.stage"
+)
 
 _RUN_COLUMNS = (
     "r.run_id, r.experiment_id, r.parent_run_id, r.name, r.status, r.start_time, r.end_time, "
@@ -363,6 +467,9 @@ class SqliteStore(AbstractStore):
             self._create_schema()
             tables, version = self._retrying(inspect)
         self._check_version(tables, version)
+        assert version is not None
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         # WAL is persistent in the file; switching needs no concurrent transaction, so retry.
         mode = self._retrying(lambda c: c.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         if str(mode).lower() != "wal":
@@ -380,8 +487,51 @@ class SqliteStore(AbstractStore):
                 f"{self.path} uses store schema {version}, written by a newer nbmlops; this "
                 f"version understands schema {SCHEMA_VERSION} at most. Upgrade nbmlops."
             )
-        if version < SCHEMA_VERSION:  # pragma: no cover - first schema, nothing to migrate yet
-            raise StoreError(f"{self.path}: no migration from schema {version}")
+        if version < SCHEMA_VERSION and any(
+            step not in _MIGRATIONS for step in range(version + 1, SCHEMA_VERSION + 1)
+        ):
+            raise StoreError(
+                f"{self.path} uses store schema {version}, which this nbmlops cannot migrate; "
+                "it was left untouched"
+            )
+
+    def _migrate(self, found: int) -> None:
+        """Bring a store at schema ``found`` up to :data:`SCHEMA_VERSION`, step by step.
+
+        Each step is one BEGIN IMMEDIATE transaction that re-reads the version first, so
+        processes opening the same old file at once migrate it exactly once. A failing step
+        is rolled back whole and reported as a StoreError naming the file.
+        """
+
+        def step_to(target: int) -> Any:
+            def migrate(conn: sqlite3.Connection) -> None:
+                row = conn.execute(
+                    "SELECT value FROM nbmlops_meta WHERE key='schema_version'"
+                ).fetchone()
+                if int(row[0]) >= target:  # another process migrated meanwhile
+                    return
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "UPDATE nbmlops_meta SET value = ? WHERE key = 'schema_version'",
+                    (str(target),),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO nbmlops_meta (key, value) VALUES (?, ?)",
+                    (f"migrated_to_{target}_at", str(hb.now_ms())),
+                )
+
+            return migrate
+
+        for target in range(found + 1, SCHEMA_VERSION + 1):
+            try:
+                self._write(step_to(target))
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot migrate the store {self.path} from schema {target - 1} to "
+                    f"{target} ({exc}); the file was left at schema {target - 1}"
+                ) from None
 
     def _create_schema(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
@@ -390,9 +540,10 @@ class SqliteStore(AbstractStore):
             ).fetchone()
             if exists:  # another process created it first
                 return
-            for statement in _SCHEMA_V1.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for script in (_SCHEMA_V1, *(_MIGRATIONS[v] for v in range(2, SCHEMA_VERSION + 1))):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.executemany(
                 "INSERT INTO nbmlops_meta (key, value) VALUES (?, ?)",
                 [
@@ -424,6 +575,8 @@ class SqliteStore(AbstractStore):
                     "tags",
                     "artifacts",
                     "inputs",
+                    "registered_models",
+                    "model_versions",
                 )
             }
             by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
@@ -998,3 +1151,487 @@ class SqliteStore(AbstractStore):
         if not target.is_file():
             raise NotFound(f"artifact file {path!r} of run {run_id} is missing from the store")
         return target
+
+    # ----------------------------------------------------------------- model registry
+    @staticmethod
+    def _model_exists(conn: sqlite3.Connection, name: str) -> int:
+        """The model's next_version counter; NotFound when there is no such model."""
+        row = conn.execute(
+            "SELECT next_version FROM registered_models WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise model_not_found(name)
+        return int(row[0])
+
+    def _version_exists(self, conn: sqlite3.Connection, name: str, version: int) -> str:
+        """The version's stage; NotFound naming the missing model or version."""
+        next_version = self._model_exists(conn, name)
+        row = conn.execute(
+            "SELECT stage FROM model_versions WHERE name = ? AND version = ?", (name, version)
+        ).fetchone()
+        if row is None:
+            raise version_not_found(name, version, next_version)
+        return str(row[0])
+
+    @staticmethod
+    def _touch(conn: sqlite3.Connection, name: str, now: int) -> None:
+        conn.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (now, name))
+
+    @staticmethod
+    def _add_event(conn: sqlite3.Connection, event: RegistryEvent) -> None:
+        conn.execute(
+            "INSERT INTO registry_events (name, version, action, alias, from_value, to_value, "
+            "reason, user, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.name,
+                event.version,
+                event.action,
+                event.alias,
+                event.from_value,
+                event.to_value,
+                event.reason,
+                event.user,
+                event.timestamp,
+            ),
+        )
+
+    @staticmethod
+    def _load_models(
+        conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]
+    ) -> list[RegisteredModel]:
+        """Models from (name, description, created_at, updated_at) rows, with their extras."""
+        names = [row[0] for row in rows]
+        tags: dict[str, dict[str, str]] = {n: {} for n in names}
+        aliases: dict[str, dict[str, int]] = {n: {} for n in names}
+        latest: dict[str, int] = {}
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for name, key, value in conn.execute(
+                f"SELECT name, key, value FROM registered_model_tags WHERE name IN ({marks}) "
+                "ORDER BY name, key",
+                chunk,
+            ):
+                tags[name][key] = value
+            for name, alias, version in conn.execute(
+                f"SELECT name, alias, version FROM model_aliases WHERE name IN ({marks}) "
+                "ORDER BY name, alias",
+                chunk,
+            ):
+                aliases[name][alias] = version
+            latest.update(
+                conn.execute(
+                    f"SELECT name, MAX(version) FROM model_versions WHERE name IN ({marks}) "
+                    "GROUP BY name",
+                    chunk,
+                )
+            )
+        return [
+            RegisteredModel(
+                name=name,
+                description=description,
+                tags=tags[name],
+                created_at=created_at,
+                updated_at=updated_at,
+                aliases=aliases[name],
+                latest_version=latest.get(name),
+            )
+            for name, description, created_at, updated_at in rows
+        ]
+
+    def _get_model(self, conn: sqlite3.Connection, name: str) -> RegisteredModel:
+        row = conn.execute(
+            "SELECT name, description, created_at, updated_at FROM registered_models "
+            "WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            raise model_not_found(name)
+        return self._load_models(conn, [row])[0]
+
+    @staticmethod
+    def _load_versions(
+        conn: sqlite3.Connection, where: str, args: Sequence[Any]
+    ) -> list[ModelVersion]:
+        """Versions ``v`` matching ``where`` (SQL over ``model_versions v``), by name, version."""
+        rows = conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM model_versions v WHERE {where} "
+            "ORDER BY v.name, v.version",
+            args,
+        ).fetchall()
+        if not rows:
+            return []
+        tags: dict[tuple[str, int], dict[str, str]] = {(r[0], r[1]): {} for r in rows}
+        aliases: dict[tuple[str, int], list[str]] = {(r[0], r[1]): [] for r in rows}
+        for name, version, key, value in conn.execute(
+            "SELECT t.name, t.version, t.key, t.value FROM model_version_tags t "
+            f"JOIN model_versions v ON v.name = t.name AND v.version = t.version WHERE {where} "
+            "ORDER BY t.key",
+            args,
+        ):
+            tags[(name, version)][key] = value
+        for name, version, alias in conn.execute(
+            "SELECT a.name, a.version, a.alias FROM model_aliases a "
+            f"JOIN model_versions v ON v.name = a.name AND v.version = a.version WHERE {where} "
+            "ORDER BY a.alias",
+            args,
+        ):
+            aliases[(name, version)].append(alias)
+        return [
+            ModelVersion(
+                name=name,
+                version=version,
+                source_run_id=run_id,
+                model_path=model_path,
+                description=description,
+                tags=tags[(name, version)],
+                created_at=created_at,
+                created_by=created_by,
+                stage=stage,
+                aliases=tuple(aliases[(name, version)]),
+            )
+            for name, version, run_id, model_path, description, created_at, created_by, stage in rows
+        ]
+
+    def _get_version(self, conn: sqlite3.Connection, name: str, version: int) -> ModelVersion:
+        found = self._load_versions(conn, "v.name = ? AND v.version = ?", (name, version))
+        if not found:
+            raise version_not_found(name, version, self._model_exists(conn, name))
+        return found[0]
+
+    def create_registered_model(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        validate_model_name(name)
+        description = check_text(description, "model description")
+        clean_tags = check_tags(tags)
+
+        def create(conn: sqlite3.Connection) -> RegisteredModel:
+            now = hb.now_ms()
+            try:
+                conn.execute(
+                    "INSERT INTO registered_models (name, description, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, description, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"registered model {name!r} already exists") from None
+            conn.executemany(
+                "INSERT INTO registered_model_tags (name, key, value) VALUES (?, ?, ?)",
+                [(name, k, v) for k, v in clean_tags.items()],
+            )
+            return self._get_model(conn, name)
+
+        return self._write(create)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        validate_model_name(name)
+        return self._read(lambda c: self._get_model(c, name))
+
+    def search_registered_models(self, name_like: str | None = None) -> list[RegisteredModel]:
+        if name_like is not None and not isinstance(name_like, str):
+            raise InvalidArgument(f"name_like must be a string pattern, got {name_like!r}")
+        sql = "SELECT name, description, created_at, updated_at FROM registered_models"
+        args: tuple[Any, ...] = ()
+        if name_like is not None:
+            sql += " WHERE nb_like(name, ?, 1)"
+            args = (name_like,)
+        sql += " ORDER BY name"
+        return self._read(lambda c: self._load_models(c, c.execute(sql, args).fetchall()))
+
+    def update_registered_model(self, name: str, description: str) -> RegisteredModel:
+        validate_model_name(name)
+        description = check_text(description, "model description")
+
+        def update(conn: sqlite3.Connection) -> RegisteredModel:
+            self._model_exists(conn, name)
+            conn.execute(
+                "UPDATE registered_models SET description = ?, updated_at = ? WHERE name = ?",
+                (description, hb.now_ms(), name),
+            )
+            return self._get_model(conn, name)
+
+        return self._write(update)
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        validate_model_name(name)
+        validate_key(key, "tag")
+        value = tag_value_to_str(key, value)
+
+        def update(conn: sqlite3.Connection) -> None:
+            self._model_exists(conn, name)
+            conn.execute(
+                "INSERT OR REPLACE INTO registered_model_tags (name, key, value) VALUES (?, ?, ?)",
+                (name, key, value),
+            )
+            self._touch(conn, name, hb.now_ms())
+
+        self._write(update)
+
+    def create_model_version(
+        self,
+        name: str,
+        source_run_id: str,
+        model_path: str,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        user: str = "",
+    ) -> ModelVersion:
+        validate_model_name(name)
+        validate_run_id(source_run_id)
+        model_path = validate_artifact_path(model_path)
+        description = check_text(description, "version description")
+        user = check_text(user, "user")
+        clean_tags = check_tags(tags)
+
+        def create(conn: sqlite3.Connection) -> ModelVersion:
+            self._status(conn, source_run_id)  # NotFound before anything is written
+            now = hb.now_ms()
+            conn.execute(
+                "INSERT OR IGNORE INTO registered_models (name, description, created_at, "
+                "updated_at) VALUES (?, '', ?, ?)",
+                (name, now, now),
+            )
+            # Read and advance the counter inside this BEGIN IMMEDIATE transaction: no other
+            # writer can run in between, so numbers are unique and gap-free across processes.
+            number = self._model_exists(conn, name)
+            conn.execute(
+                "UPDATE registered_models SET next_version = ?, updated_at = ? WHERE name = ?",
+                (number + 1, now, name),
+            )
+            conn.execute(
+                "INSERT INTO model_versions (name, version, source_run_id, model_path, "
+                "description, created_at, created_by, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, number, source_run_id, model_path, description, now, user, INITIAL_STAGE),
+            )
+            conn.executemany(
+                "INSERT INTO model_version_tags (name, version, key, value) VALUES (?, ?, ?, ?)",
+                [(name, number, k, v) for k, v in clean_tags.items()],
+            )
+            version = self._get_version(conn, name, number)
+            self._add_event(
+                conn,
+                RegistryEvent(
+                    name, number, EVENT_CREATE_VERSION, None, version.source, "", user, now
+                ),
+            )
+            return version
+
+        return self._write(create)
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        return self._read(lambda c: self._get_version(c, name, number))
+
+    def search_model_versions(
+        self, name: str | None = None, run_id: str | None = None
+    ) -> list[ModelVersion]:
+        where, args = ["1"], []
+        if name is not None:
+            where.append("v.name = ?")
+            args.append(validate_model_name(name))
+        if run_id is not None:
+            where.append("v.source_run_id = ?")
+            args.append(validate_run_id(run_id))
+        return self._read(lambda c: self._load_versions(c, " AND ".join(where), args))
+
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        description = check_text(description, "version description")
+
+        def update(conn: sqlite3.Connection) -> ModelVersion:
+            self._version_exists(conn, name, number)
+            conn.execute(
+                "UPDATE model_versions SET description = ? WHERE name = ? AND version = ?",
+                (description, name, number),
+            )
+            self._touch(conn, name, hb.now_ms())
+            return self._get_version(conn, name, number)
+
+        return self._write(update)
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        validate_model_name(name)
+        number = validate_version(version)
+        validate_key(key, "tag")
+        value = tag_value_to_str(key, value)
+
+        def update(conn: sqlite3.Connection) -> None:
+            self._version_exists(conn, name, number)
+            conn.execute(
+                "INSERT OR REPLACE INTO model_version_tags (name, version, key, value) "
+                "VALUES (?, ?, ?, ?)",
+                (name, number, key, value),
+            )
+            self._touch(conn, name, hb.now_ms())
+
+        self._write(update)
+
+    def set_model_version_stage(
+        self, name: str, version: int | str, stage: str, user: str = "", reason: str = ""
+    ) -> ModelVersion:
+        validate_model_name(name)
+        number = validate_version(version)
+        stage = validate_stage(stage)
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+
+        def update(conn: sqlite3.Connection) -> ModelVersion:
+            current = self._version_exists(conn, name, number)
+            if current != stage:
+                now = hb.now_ms()
+                conn.execute(
+                    "UPDATE model_versions SET stage = ? WHERE name = ? AND version = ?",
+                    (stage, name, number),
+                )
+                self._touch(conn, name, now)
+                self._add_event(
+                    conn,
+                    RegistryEvent(name, number, EVENT_STAGE, current, stage, reason, user, now),
+                )
+            return self._get_version(conn, name, number)
+
+        return self._write(update)
+
+    def delete_model_version(
+        self, name: str, version: int | str, user: str = "", reason: str = ""
+    ) -> None:
+        validate_model_name(name)
+        number = validate_version(version)
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+
+        def delete(conn: sqlite3.Connection) -> None:
+            current = self._get_version(conn, name, number)
+            now = hb.now_ms()
+            for alias in current.aliases:
+                conn.execute(
+                    "DELETE FROM model_aliases WHERE name = ? AND alias = ?", (name, alias)
+                )
+                self._add_event(
+                    conn,
+                    alias_event(name, alias, number, None, EVENT_DELETE_ALIAS, user, reason, now),
+                )
+            conn.execute(
+                "DELETE FROM model_version_tags WHERE name = ? AND version = ?", (name, number)
+            )
+            conn.execute(
+                "DELETE FROM model_versions WHERE name = ? AND version = ?", (name, number)
+            )
+            self._touch(conn, name, now)
+            self._add_event(
+                conn,
+                RegistryEvent(
+                    name, number, EVENT_DELETE_VERSION, current.source, None, reason, user, now
+                ),
+            )
+
+        self._write(delete)
+
+    def set_aliases(
+        self,
+        name: str,
+        changes: Mapping[str, int | None],
+        expected: Mapping[str, int | None] | None = None,
+        user: str = "",
+        reason: str = "",
+        action: str = "set_alias",
+    ) -> None:
+        validate_model_name(name)
+        wanted = check_alias_changes(changes)
+        want_before = None if expected is None else check_alias_changes(expected, "expected")
+        user = check_text(user, "user")
+        reason = check_text(reason, "reason")
+        action = check_action(action)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            self._model_exists(conn, name)
+            for target in wanted.values():
+                if target is not None:
+                    self._version_exists(conn, name, target)
+            current = dict(
+                conn.execute("SELECT alias, version FROM model_aliases WHERE name = ?", (name,))
+            )
+            plan = plan_alias_changes(name, current, wanted, want_before)
+            if not plan:
+                return
+            now = hb.now_ms()
+            for alias, old, new in plan:
+                if new is None:
+                    conn.execute(
+                        "DELETE FROM model_aliases WHERE name = ? AND alias = ?", (name, alias)
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO model_aliases (name, alias, version) VALUES (?, ?, ?) "
+                        "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+                        (name, alias, new),
+                    )
+                self._add_event(conn, alias_event(name, alias, old, new, action, user, reason, now))
+            self._touch(conn, name, now)
+
+        self._write(apply)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        validate_model_name(name)
+        latest = is_latest_alias(alias)
+        if not latest:
+            validate_alias(alias)
+
+        def read(conn: sqlite3.Connection) -> ModelVersion:
+            self._model_exists(conn, name)
+            if latest:
+                row = conn.execute(
+                    "SELECT MAX(version) FROM model_versions WHERE name = ?", (name,)
+                ).fetchone()
+                if row[0] is None:
+                    raise no_versions(name)
+            else:
+                row = conn.execute(
+                    "SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
+                    (name, alias),
+                ).fetchone()
+                if row is None:
+                    raise alias_not_found(name, alias)
+            return self._get_version(conn, name, int(row[0]))
+
+        return self._read(read)
+
+    def record_registry_event(self, event: RegistryEvent) -> None:
+        event = check_event(event)
+
+        def record(conn: sqlite3.Connection) -> None:
+            self._model_exists(conn, event.name)
+            self._add_event(conn, event)
+
+        self._write(record)
+
+    def get_model_history(self, name: str) -> list[RegistryEvent]:
+        validate_model_name(name)
+
+        def read(conn: sqlite3.Connection) -> list[RegistryEvent]:
+            self._model_exists(conn, name)
+            return [
+                RegistryEvent(
+                    name=name,
+                    version=version,
+                    action=action,
+                    from_value=from_value,
+                    to_value=to_value,
+                    reason=reason,
+                    user=user,
+                    timestamp=timestamp,
+                    alias=alias,
+                )
+                for version, action, alias, from_value, to_value, reason, user, timestamp in (
+                    conn.execute(
+                        "SELECT version, action, alias, from_value, to_value, reason, user, "
+                        "timestamp FROM registry_events WHERE name = ? ORDER BY id",
+                        (name,),
+                    )
+                )
+            ]
+
+        return self._read(read)

@@ -12,6 +12,7 @@ import pytest
 
 import nbmlops
 from nbmlops.store import forget_stores
+from nbmlops.store.sqlite import SCHEMA_VERSION
 
 CLI = [sys.executable, "-m", "nbmlops.cli"]
 
@@ -227,7 +228,7 @@ def test_doctor_reports_a_healthy_store(populated: dict[str, str], store_db: Pat
     assert facts["tracking URI"] == f"sqlite:///{store_db}"
     assert facts["store file"].startswith(str(store_db))
     assert facts["artifact root"] == str(store_db.parent / "artifacts")
-    assert facts["schema version"] == "1"
+    assert facts["schema version"] == str(SCHEMA_VERSION)
     assert facts["journal mode"] == "wal"
     assert facts["integrity check"] == "ok"
     assert "experiments 2" in facts["rows"]
