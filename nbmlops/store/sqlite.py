@@ -276,6 +276,10 @@ _RUN_COLUMNS = (
 )
 
 
+_STATUSES = {status.value: status for status in RunStatus}
+_STAGES = {stage.value: stage for stage in LifecycleStage}
+
+
 def _is_locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
@@ -325,6 +329,7 @@ class SqliteStore(AbstractStore):
         self.path = Path(path).expanduser().absolute()
         self.uri = f"sqlite:///{self.path}"
         self.artifacts = LocalArtifactRepository(self.path.parent / "artifacts")
+        self._artifact_root = str(self.artifacts.root)
         self._local = threading.local()
         self._pid = os.getpid()
         self._connections: list[sqlite3.Connection] = []
@@ -667,6 +672,8 @@ class SqliteStore(AbstractStore):
 
     # ----------------------------------------------------------------- runs: rows -> entities
     def _info(self, row: Sequence[Any]) -> RunInfo:
+        # Hot path of search (1 000 rows in a few ms): plain dict lookups instead of enum
+        # calls, and one precomputed artifact root instead of a pathlib join per run.
         heartbeat = None
         if row[14] is not None:
             heartbeat = Heartbeat(pid=row[14], host=row[15], pid_start=row[16] or "", time=row[17])
@@ -675,12 +682,12 @@ class SqliteStore(AbstractStore):
             experiment_id=str(row[1]),
             parent_run_id=row[2],
             run_name=row[3],
-            status=RunStatus(row[4]),
+            status=_STATUSES[row[4]],
             start_time=row[5],
             end_time=row[6],
             user=row[7],
-            lifecycle_stage=LifecycleStage(row[8]),
-            artifact_uri=str(self.artifacts.run_dir(row[0])),
+            lifecycle_stage=_STAGES[row[8]],
+            artifact_uri=f"{self._artifact_root}{os.sep}{row[0]}",
             source=RunSource(
                 path=row[9],
                 cell_id=row[10],

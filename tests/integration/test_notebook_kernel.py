@@ -114,3 +114,22 @@ def test_cell_id_sent_by_the_frontend_reaches_the_run(
     assert cell.data.tags["nbmlops.cell_id"] == "cell-7f3a"
     assert cell.info.source.cell_id == "cell-7f3a"
     assert cell.info.source.execution_count == 2
+
+
+def test_extension_loads_from_shell_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``c.InteractiveShellApp.extensions = ['nbmlops']`` (here on the command line) works."""
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("NBMLOPS_TRACKING_URI", f"sqlite:///{tmp_path / 'nbmlops.db'}")
+    manager, client = start_new_kernel(
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        extra_arguments=["--InteractiveShellApp.extensions=nbmlops"],
+    )
+    try:
+        reply = _execute(client, "%mlops autolog on --experiment from-config", "c1")
+        assert reply["status"] == "ok", reply
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+    assert nbmlops.get_experiment_by_name("from-config") is not None
