@@ -80,6 +80,7 @@ def worker(mode: str, plain_n: int, fit_n: int) -> None:
     with fresh_dir() as tmp:
         os.environ["NBMLOPS_TRACKING_URI"] = f"sqlite:///{tmp / 'nbmlops.db'}"
         os.environ["NBMLOPS_NOTEBOOK_PATH"] = str(tmp / "bench.ipynb")
+        os.chdir(tmp)  # nothing either library writes may land in the checkout
         from IPython.core.interactiveshell import InteractiveShell
 
         shell = InteractiveShell.instance()
@@ -94,6 +95,8 @@ def worker(mode: str, plain_n: int, fit_n: int) -> None:
             import mlflow
 
             mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+            # Keep MLflow's artifacts in the temp folder (its default is ./mlruns).
+            mlflow.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
             mlflow.set_experiment("bench")
             mlflow.sklearn.autolog(silent=True)
         shell.run_cell(SETUP_CELL)

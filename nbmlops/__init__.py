@@ -13,7 +13,10 @@ from nbmlops.entities import (
     DatasetInput,
     Experiment,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
+    RegistryEvent,
     Run,
     RunData,
     RunInfo,
@@ -21,6 +24,7 @@ from nbmlops.entities import (
     RunTag,
 )
 from nbmlops.errors import AlreadyExists, InvalidArgument, NbMlopsError, NotFound, StoreError
+from nbmlops.registry import PromotionDecision, promote, register_model
 from nbmlops.tracking import (
     ActiveRun,
     active_run,
@@ -52,6 +56,19 @@ from nbmlops.tracking import (
 
 MlflowClient = Client  # the name MLflow users reach for
 
+#: Loaded on first use (models.py pulls in importlib.metadata and pickle machinery), so that
+#: ``import nbmlops`` stays light.
+_LAZY_MODELS = {"LoadedModel", "ModelInfo", "ModelIntegrityError", "load_model", "log_model"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_MODELS:
+        from nbmlops import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
+
+
 __all__ = [
     "ActiveRun",
     "AlreadyExists",
@@ -60,11 +77,18 @@ __all__ = [
     "DatasetInput",
     "Experiment",
     "InvalidArgument",
+    "LoadedModel",
     "Metric",
     "MlflowClient",
+    "ModelInfo",
+    "ModelIntegrityError",
+    "ModelVersion",
     "NbMlopsError",
     "NotFound",
     "Param",
+    "PromotionDecision",
+    "RegisteredModel",
+    "RegistryEvent",
     "Run",
     "RunData",
     "RunInfo",
@@ -83,6 +107,7 @@ __all__ = [
     "get_tracking_uri",
     "last_active_run",
     "load_ipython_extension",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -90,9 +115,12 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "promote",
+    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",

@@ -38,11 +38,13 @@ from nbmlops.entities import (
     Metric,
     Param,
     Run,
+    RunInfo,
     RunSource,
     RunStatus,
     RunTag,
 )
 from nbmlops.errors import AlreadyExists, InvalidArgument, NbMlopsError, NotFound, StoreError
+from nbmlops.registry import RegistryClientMixin
 from nbmlops.store import heartbeat as hb
 from nbmlops.store import resolve_store
 from nbmlops.store._common import check_params_against
@@ -163,7 +165,7 @@ class _Pending:
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-class Client:
+class Client(RegistryClientMixin):
     """Validated, buffered access to one store.
 
     Args:
@@ -428,17 +430,17 @@ class Client:
 
     def set_terminated(
         self, run_id: str, status: str | RunStatus = "FINISHED", end_time: int | None = None
-    ) -> Run:
-        """End a run: flush its buffer, then record the status and end time."""
+    ) -> RunInfo:
+        """End a run: flush its buffer, then record the status and end time; returns its info."""
         validate_run_id(run_id)
         status = RunStatus.parse(status)
         end = validate_timestamp(end_time) if end_time is not None else hb.now_ms()
         self._flush_run(run_id)
-        self.store.end_run(run_id, status, end)
+        info = self.store.end_run(run_id, status, end)
         with self._lock:
             self._writable.pop(run_id, None)
             self._owned.discard(run_id)
-        return self.store.get_run(run_id)
+        return info
 
     end_run = set_terminated
 

@@ -34,9 +34,24 @@ MANUAL = """nbmlops notebook magics.
   %mlops status             store location, experiment, session run, open runs, autolog state
   %mlops runs [--last N] [--filter F] [--experiment E] [--all]
       The runs of this notebook's experiment as a tree.   e.g.  %mlops runs --filter "metrics.f1 > 0.8"
+  %mlops register RUN_ID|last NAME [--alias ALIAS] [--path PATH]
+      Register the model logged in a run (`last`: the newest run of this notebook's
+      experiment with a logged model) as the next version of NAME.
+                                                  e.g.  %mlops register last churn --alias challenger
+  %mlops promote NAME VERSION [--metric M] [--min-delta D] [--lower-is-better] [--alias A] [--force]
+      Champion-challenger: VERSION takes @champion (or --alias) only if its source run's
+      metric (default f1) beats the champion's by more than D, or if there is no champion
+      yet, or with --force; the old champion moves to @previous-champion.
+                                                  e.g.  %mlops promote churn 3 --metric f1
+  %mlops alias NAME ALIAS VERSION | %mlops alias NAME ALIAS --delete
+      Point an alias at a version (or remove it).   e.g.  %mlops alias churn challenger 4
+  %mlops models [NAME]      registered models, or the versions of NAME
+  %mlops history NAME       the audit log of NAME (alias/stage changes, promotion decisions)
   %mlops help               this text (also: %mlops?)
 
-Python twins: nbmlops.autolog(); nbmlops.autolog.start(), end(), cell_run(), status(), runs_table().
+Python twins: nbmlops.autolog(); nbmlops.autolog.start(), end(), cell_run(), status(), runs_table();
+nbmlops.registry.register_run(), nbmlops.promote(), Client.set_registered_model_alias(),
+nbmlops.registry.models_table(), nbmlops.registry.history_table().
 """
 
 
@@ -88,6 +103,28 @@ def _build_parser() -> _Parser:
     runs.add_argument("--filter", default="")
     runs.add_argument("--experiment")
     runs.add_argument("--all", action="store_true")
+    register = sub.add_parser("register", add_help=False)
+    register.add_argument("run")
+    register.add_argument("name")
+    register.add_argument("--alias")
+    register.add_argument("--path")
+    promote = sub.add_parser("promote", add_help=False)
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--metric", default="f1")
+    promote.add_argument("--min-delta", type=float, default=0.0)
+    promote.add_argument("--lower-is-better", action="store_true")
+    promote.add_argument("--alias", default="champion")
+    promote.add_argument("--force", action="store_true")
+    alias = sub.add_parser("alias", add_help=False)
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", nargs="?")
+    alias.add_argument("--delete", action="store_true")
+    models = sub.add_parser("models", add_help=False)
+    models.add_argument("name", nargs="?")
+    history = sub.add_parser("history", add_help=False)
+    history.add_argument("name")
     sub.add_parser("help", add_help=False)
     return parser
 
@@ -222,6 +259,68 @@ class MlopsMagics(Magics):
             experiment=args.experiment,
             all_experiments=args.all,
         )
+
+    # ----------------------------------------------------------------- registry
+    def _notebook_experiment(self) -> str | None:
+        from nbmlops import autolog as api
+
+        session = api.notebook_session(required=False)
+        if session is None:
+            return None
+        return session.config.experiment or session.identity.name
+
+    def _do_register(self, args: argparse.Namespace) -> None:
+        from nbmlops import registry
+
+        version = registry.register_run(
+            args.run,
+            args.name,
+            alias=args.alias,
+            path=args.path,
+            experiment=self._notebook_experiment() if args.run == "last" else None,
+        )
+        aliases = f" @{', @'.join(version.aliases)}" if version.aliases else ""
+        print(f"registered {version.name} v{version.version}{aliases} from {version.source}")
+
+    def _do_promote(self, args: argparse.Namespace) -> None:
+        from nbmlops import registry
+
+        decision = registry.promote(
+            args.name,
+            args.version,
+            metric=args.metric,
+            greater_is_better=not args.lower_is_better,
+            min_delta=args.min_delta,
+            alias=args.alias,
+            force=args.force,
+        )
+        print(decision)
+
+    def _do_alias(self, args: argparse.Namespace) -> None:
+        from nbmlops import tracking
+
+        client = tracking.get_client()
+        if args.delete:
+            if args.version is not None:
+                raise UsageError("%mlops alias: give either VERSION or --delete, not both")
+            client.delete_registered_model_alias(args.name, args.alias)
+            print(f"removed @{args.alias} from {args.name}")
+            return
+        if args.version is None:
+            raise UsageError("%mlops alias: expected NAME ALIAS VERSION (or NAME ALIAS --delete)")
+        client.set_registered_model_alias(args.name, args.alias, args.version)
+        version = client.get_model_version_by_alias(args.name, args.alias)
+        print(f"{args.name} @{args.alias} -> v{version.version}")
+
+    def _do_models(self, args: argparse.Namespace) -> Any:
+        from nbmlops import registry
+
+        return registry.models_table(args.name)
+
+    def _do_history(self, args: argparse.Namespace) -> Any:
+        from nbmlops import registry
+
+        return registry.history_table(args.name)
 
 
 def load(shell: Any) -> None:
