@@ -38,7 +38,6 @@ def test_metrics_are_buffered_until_flush(
 ) -> None:
     monkeypatch.setattr(client_module, "FLUSH_INTERVAL_S", 60.0)
     run_id = _new_run(client)
-    client._wake.set()  # let the worker pick up the long interval
     for step in range(10):
         client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
     assert _stored_points(sqlite_path, run_id, "loss") == 0
