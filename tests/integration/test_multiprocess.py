@@ -9,113 +9,28 @@ so that their work really overlaps.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
-import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from children import communicate_all, integrity, release, start, write_script
 
 import nbmlops
 from nbmlops.entities import RunStatus
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_S = 120
-
-_PRELUDE = """
-import os, sys, time
-from pathlib import Path
-
-def wait_for_go() -> None:
-    go = Path(sys.argv[1])
-    go.with_name(f"ready-{os.getpid()}").touch()
-    while not go.exists():
-        time.sleep(0.001)
-"""
-
-
-def write_script(tmp_path: Path, name: str, body: str) -> Path:
-    """A child script: the prelude (``wait_for_go``) plus ``body``."""
-    script = tmp_path / name
-    script.write_text(_PRELUDE + textwrap.dedent(body))
-    return script
-
-
-_started: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_orphans() -> Iterator[None]:
-    """Kill any child a failing test left waiting at the barrier or mid-work."""
-    yield
-    while _started:
-        process = _started.pop()
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=TIMEOUT_S)
-
-
-def start(script: Path, *args: object) -> subprocess.Popen[str]:
-    """Start ``script`` in a new interpreter, pipes for stdout and stderr."""
-    process = subprocess.Popen(
-        [sys.executable, str(script), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    _started.append(process)
-    return process
-
-
-def release(go: Path, processes: list[subprocess.Popen[str]]) -> None:
-    """Touch ``go`` once every process waits at the barrier, so their work truly overlaps."""
-    deadline = time.monotonic() + TIMEOUT_S
-    pids = {f"ready-{p.pid}" for p in processes}
-    while not pids <= {p.name for p in go.parent.iterdir()}:
-        dead = [p for p in processes if p.poll() is not None]
-        assert not dead, f"a child exited before the barrier: {dead[0].communicate()}"
-        assert time.monotonic() < deadline, "children never reached the barrier"
-        time.sleep(0.005)
-    go.touch()
-
 
 def finish(processes: list[subprocess.Popen[str]]) -> list[tuple[str, str]]:
-    """Wait for every process; assert each exited 0 with an empty stderr and no lock error."""
-    outputs = []
-    for process in processes:
-        try:
-            out, err = process.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            for other in processes:
-                other.kill()
-            raise
-        outputs.append((out, err))
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, f"exit {process.returncode}\nstdout:\n{out}\nstderr:\n{err}"
-        assert err.strip() == "", err
-        assert "database is locked" not in out + err
-    return outputs
+    """Wait for every process; each must exit cleanly (see children.communicate_all)."""
+    return communicate_all(processes)
 
 
 def assert_overlapping(outputs: list[tuple[str, str]]) -> None:
     """The children's work windows (``begin end`` on their last stdout line) overlap."""
     windows = [tuple(map(float, out.splitlines()[-1].split()[-2:])) for out, _ in outputs]
     assert max(begin for begin, _ in windows) < min(end for _, end in windows), windows
-
-
-def integrity(db: Path) -> list[str]:
-    """``PRAGMA integrity_check`` of the store file, through a plain sqlite3 connection."""
-    conn = sqlite3.connect(db)
-    try:
-        return [row[0] for row in conn.execute("PRAGMA integrity_check")]
-    finally:
-        conn.close()
 
 
 @pytest.fixture

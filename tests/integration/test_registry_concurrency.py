@@ -9,100 +9,35 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import sqlite3
 import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from children import communicate_all, integrity, release, start, write_script
 
 from nbmlops.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_S = 120
 MODEL = "churn"
 
 _PRELUDE = """
-import json, os, sys, time
-from pathlib import Path
+import json
 
 from nbmlops.errors import AlreadyExists
 from nbmlops.store.sqlite import SqliteStore
-
-def wait_for_go() -> None:
-    go = Path(sys.argv[1])
-    go.with_name(f"ready-{os.getpid()}").touch()
-    while not go.exists():
-        time.sleep(0.001)
 """
 
-_started: list[subprocess.Popen[str]] = []
 
-
-@pytest.fixture(autouse=True)
-def _no_orphans() -> Iterator[None]:
-    """Kill any child a failing test left waiting at the barrier or mid-work."""
-    yield
-    while _started:
-        process = _started.pop()
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=TIMEOUT_S)
-
-
-def write_script(tmp_path: Path, name: str, body: str) -> Path:
-    """A child script: the prelude (imports, ``wait_for_go``) plus ``body``."""
-    script = tmp_path / name
-    script.write_text(_PRELUDE + textwrap.dedent(body))
-    return script
-
-
-def start(script: Path, *args: object) -> subprocess.Popen[str]:
-    """Start ``script`` in a new interpreter, pipes for stdout and stderr."""
-    process = subprocess.Popen(
-        [sys.executable, str(script), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    _started.append(process)
-    return process
-
-
-def release(go: Path, processes: list[subprocess.Popen[str]]) -> None:
-    """Touch ``go`` once every process waits at the barrier."""
-    deadline = time.monotonic() + TIMEOUT_S
-    ready = {f"ready-{p.pid}" for p in processes}
-    while not ready <= {p.name for p in go.parent.iterdir()}:
-        dead = [p for p in processes if p.poll() is not None]
-        assert not dead, f"a child exited before the barrier: {dead[0].communicate()}"
-        assert time.monotonic() < deadline, "children never reached the barrier"
-        time.sleep(0.005)
-    go.touch()
+def _script(tmp_path: Path, name: str, body: str) -> Path:
+    """A child script: the barrier, the registry imports, then ``body``."""
+    return write_script(tmp_path, name, body, prelude=_PRELUDE)
 
 
 def finish(processes: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
-    """Wait for every process; each must exit 0 with an empty stderr. Their JSON reports."""
-    outputs = []
-    for process in processes:
-        try:
-            out, err = process.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            for other in processes:
-                other.kill()
-            raise
-        outputs.append((out, err))
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, f"exit {process.returncode}\nstdout:\n{out}\nstderr:\n{err}"
-        assert err.strip() == "", err
-        assert "database is locked" not in out
-    return [json.loads(out.splitlines()[-1]) for out, _ in outputs]
+    """Wait for every process (each must exit cleanly); their JSON reports."""
+    return [json.loads(out.splitlines()[-1]) for out, _ in communicate_all(processes)]
 
 
 def assert_overlapping(reports: list[dict[str, object]]) -> None:
@@ -110,16 +45,6 @@ def assert_overlapping(reports: list[dict[str, object]]) -> None:
     begins = [float(r["begin"]) for r in reports]  # type: ignore[arg-type]
     ends = [float(r["end"]) for r in reports]  # type: ignore[arg-type]
     assert max(begins) < min(ends), list(zip(begins, ends, strict=True))
-
-
-def integrity(db: Path) -> list[str]:
-    """``PRAGMA integrity_check`` and foreign key problems, through a plain connection."""
-    conn = sqlite3.connect(db)
-    try:
-        problems = [str(row) for row in conn.execute("PRAGMA foreign_key_check")]
-        return [row[0] for row in conn.execute("PRAGMA integrity_check")] + problems
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -156,7 +81,7 @@ print(json.dumps({"versions": got, "begin": begin, "end": time.time()}), flush=T
 def test_four_processes_register_25_versions_each(tmp_path: Path, store_db: Path) -> None:
     """Versions come out exactly 1..100: no duplicates, no gaps, one event each, in order."""
     workers, each = 4, 25
-    script = write_script(tmp_path, "registrar.py", _REGISTRAR)
+    script = _script(tmp_path, "registrar.py", _REGISTRAR)
     go = tmp_path / "go"
     processes = [start(script, go, store_db, "a" * 32, w, each) for w in range(workers)]
     release(go, processes)
@@ -186,7 +111,7 @@ def test_four_processes_register_25_versions_each(tmp_path: Path, store_db: Path
         assert store.create_model_version(MODEL, "a" * 32, "model").version == 101
     finally:
         store.close()
-    assert integrity(store_db) == ["ok"]
+    assert integrity(store_db, foreign_keys=True) == ["ok"]
 
 
 # --------------------------------------------------------------------------- aliases
@@ -251,8 +176,8 @@ def test_four_processes_race_on_one_alias_while_readers_read(
     store.set_aliases(MODEL, {"champion": 9}, user="setup")  # outside every worker's set
     store.close()
 
-    writers_script = write_script(tmp_path, "alias_writer.py", _ALIAS_WRITER)
-    readers_script = write_script(tmp_path, "alias_reader.py", _ALIAS_READER)
+    writers_script = _script(tmp_path, "alias_writer.py", _ALIAS_WRITER)
+    readers_script = _script(tmp_path, "alias_reader.py", _ALIAS_READER)
     go, stop = tmp_path / "go", tmp_path / "stop"
     writers = [start(writers_script, go, store_db, w, 60) for w in range(4)]
     readers = [start(readers_script, go, store_db, stop) for _ in range(2)]
@@ -293,4 +218,4 @@ def test_four_processes_race_on_one_alias_while_readers_read(
         }
     finally:
         store.close()
-    assert integrity(store_db) == ["ok"]
+    assert integrity(store_db, foreign_keys=True) == ["ok"]
