@@ -267,7 +267,7 @@ class MlopsMagics(Magics):
         session = api.notebook_session(required=False)
         if session is None:
             return None
-        return session.config.experiment or session.identity.name
+        return session.experiment_name()
 
     def _do_register(self, args: argparse.Namespace) -> None:
         from nbmlops import registry
@@ -328,7 +328,9 @@ def load(shell: Any) -> None:
     from nbmlops.autolog import session
 
     shell.register_magics(MlopsMagics)
-    session.get_or_create(shell)
+    notebook = session.get_or_create(shell)
+    if notebook.settings.autolog and not notebook.autolog_enabled:
+        notebook.autolog_on()  # c.NbMlops.autolog = True
 
 
 def unload(shell: Any) -> None:

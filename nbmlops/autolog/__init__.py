@@ -116,7 +116,7 @@ def status() -> dict[str, Any]:
         info["notebook"] = session.identity.path + (
             "" if session.identity.known else " (unknown notebook)"
         )
-        info["experiment"] = session.config.experiment or session.identity.name
+        info["experiment"] = session.experiment_name()
         info["session_run"] = session.session_run.run_id if session.session_run else None
         info["parent_runs"] = [p.run_id for p in session.parents]
         info["executed_cells"] = len(session.history)
@@ -140,9 +140,7 @@ def runs_table(
     if all_experiments:
         ids = None
     else:
-        name = experiment or (
-            session.config.experiment or session.identity.name if session else None
-        )
+        name = experiment or (session.experiment_name() if session else None)
         found = client.get_experiment_by_name(name) if name else None
         if name and found is None:
             raise InvalidArgument(f"no experiment named {name!r}")

@@ -149,7 +149,15 @@ class NotebookSession:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.identity: NotebookIdentity = detect_notebook(getattr(shell, "user_ns", None))
-        self.config = AutologConfig()
+        from nbmlops.config import load_settings
+
+        self.settings = load_settings(shell)
+        self.config = AutologConfig(
+            experiment=self.settings.experiment or None,
+            log_models=self.settings.log_models,
+            log_figures=self.settings.log_figures,
+            max_model_bytes=self.settings.max_model_bytes,
+        )
         self.autolog_enabled = False
         self.session_run: tracking.ActiveRun | None = None
         self.parents: list[tracking.ActiveRun] = []
@@ -162,6 +170,7 @@ class NotebookSession:
         self._env_digest: str | None = None
         self._git: dict[str, Any] | None = None
         self._installed = False
+        self._explicit_experiment: str | None = None
 
     # ----------------------------------------------------------------- store
     @property
@@ -169,15 +178,29 @@ class NotebookSession:
         """The shared client; the store follows the notebook's folder unless a URI was set."""
         if self._client is None:
             if tracking._tracking_uri is None and not os.environ.get("NBMLOPS_TRACKING_URI"):
-                tracking.set_tracking_uri(default_tracking_uri(self.identity.directory))
+                tracking.set_tracking_uri(
+                    self.settings.tracking_uri or default_tracking_uri(self.identity.directory)
+                )
             self._client = tracking.get_client()
         return self._client
 
+    def experiment_name(self) -> str:
+        """The experiment this notebook logs to.
+
+        An explicit ``autolog on --experiment`` wins, then ``NBMLOPS_EXPERIMENT_NAME``, then
+        ``c.NbMlops.experiment``, then the notebook's file stem.
+        """
+        return (
+            self._explicit_experiment
+            or os.environ.get("NBMLOPS_EXPERIMENT_NAME", "").strip()
+            or self.config.experiment
+            or self.identity.name
+        )
+
     def experiment_id(self) -> str:
-        """The experiment runs of this notebook go to (the notebook's stem by default)."""
+        """The id of :meth:`experiment_name` (created on first use)."""
         if self._experiment_id is None:
-            name = self.config.experiment or self.identity.name
-            self._experiment_id = tracking.set_experiment(name).experiment_id
+            self._experiment_id = tracking.set_experiment(self.experiment_name()).experiment_id
         return self._experiment_id
 
     # ----------------------------------------------------------------- lifecycle
@@ -220,7 +243,7 @@ class NotebookSession:
     ) -> tracking.ActiveRun:
         """Open the session run and start capturing ML work; returns the session run."""
         if experiment is not None and (self.session_run is not None or self.parents):
-            current = self.config.experiment or self.identity.name
+            current = self.experiment_name()
             if experiment != current:
                 raise InvalidArgument(
                     f"autolog is already logging to experiment {current!r}; run `%mlops autolog off` "
@@ -228,12 +251,14 @@ class NotebookSession:
                 )
         self.config = AutologConfig(
             experiment=experiment or self.config.experiment,
-            log_models=log_models,
-            log_figures=log_figures,
+            log_models=log_models and self.settings.log_models,
+            log_figures=log_figures and self.settings.log_figures,
             max_model_bytes=max_model_bytes
             if max_model_bytes is not None
             else self.config.max_model_bytes,
         )
+        if experiment:
+            self._explicit_experiment = experiment
         self._experiment_id = None
         _set_sklearn_patches(True)
         self.autolog_enabled = True

@@ -279,3 +279,46 @@ def test_python_twin_autolog_is_callable_after_subpackage_import(ipshell: Any) -
     assert nbmlops.get_experiment(nbmlops.get_run(run_id).info.experiment_id).name == "twin"
     nbmlops.autolog(enable=False)
     assert nbmlops.get_run(run_id).info.status is RunStatus.FINISHED
+
+
+def test_traitlets_configuration_and_environment_precedence(
+    ipshell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``c.NbMlops.*`` configures the extension; NBMLOPS_* environment variables win."""
+    configured_store = tmp_path / "configured" / "nbmlops.db"
+    ipshell.run_line_magic("unload_ext", "nbmlops")
+    session_module.drop()
+    monkeypatch.delenv("NBMLOPS_TRACKING_URI")
+    import nbmlops.tracking as tracking
+
+    tracking._reset_for_tests()
+    ipshell.config.NbMlops.tracking_uri = f"sqlite:///{configured_store}"
+    ipshell.config.NbMlops.experiment = "from-config"
+    ipshell.config.NbMlops.autolog = True
+    try:
+        ipshell.run_line_magic("load_ext", "nbmlops")
+        session = session_module.current()
+        assert session is not None and session.autolog_enabled  # c.NbMlops.autolog
+        assert nbmlops.get_tracking_uri() == f"sqlite:///{configured_store}"
+        assert session.experiment_name() == "from-config"
+        monkeypatch.setenv("NBMLOPS_EXPERIMENT_NAME", "from-env")
+        assert session.experiment_name() == "from-env"
+        session.autolog_off()
+        session.autolog_on(experiment="explicit")
+        assert session.experiment_name() == "explicit"
+        assert configured_store.is_file()
+    finally:
+        del ipshell.config["NbMlops"]
+        tracking._reset_for_tests()
+
+
+def test_configuration_rejects_a_negative_model_cap() -> None:
+    from traitlets import TraitError
+    from traitlets.config import Config
+
+    from nbmlops.config import NbMlops
+
+    config = Config()
+    config.NbMlops.max_model_bytes = -1
+    with pytest.raises(TraitError, match="max_model_bytes"):
+        NbMlops(config=config)
