@@ -815,7 +815,7 @@ def _after_fit(
         except Exception as exc:
             _warn("track", f"could not track {type(est).__name__} for evaluation ({exc!r})")
         try:
-            values = _training_metrics(est, x, y, sample_weight)
+            values = training_metrics(est, x, y, sample_weight)
             if values:
                 now = _now_ms()
                 client.log_batch(
@@ -863,8 +863,12 @@ def _tracked(est: Any) -> _FitRecord | None:
     return record
 
 
-def _training_metrics(est: Any, x: Any, y: Any, sample_weight: Any) -> dict[str, float]:
-    """MLflow's training metrics; a metric that cannot be computed is skipped."""
+def training_metrics(est: Any, x: Any, y: Any, sample_weight: Any) -> dict[str, float]:
+    """MLflow's training metrics; a metric that cannot be computed is skipped.
+
+    Public because the exporter (nbmlops.export) computes the same metrics with it, so that
+    --verify compares like with like.
+    """
     if y is None or x is None:
         return {}
     import numpy as np
