@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The session-wide MLflow server on PostgreSQL (started on first use only).
+from mlflow_server.conftest import mlflow_server  # noqa: F401
+
 import nbmlops.tracking as tracking
 from nbmlops.store import forget_stores
 from nbmlops.store.base import AbstractStore
@@ -26,11 +29,21 @@ def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     forget_stores()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "mlflow"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractStore]:
-    """Each store implementation in turn: the contract suite runs against all of them."""
+    """Each store implementation in turn: the contract suite runs against all of them.
+
+    ``mlflow`` is the MLflow store on a real ``mlflow server`` backed by PostgreSQL
+    (``tests/mlflow_server/conftest.py``), each test under its own name prefix. Tests of
+    behaviour MLflow cannot provide expect the store's documented error there. Where
+    PostgreSQL or MLflow is missing it skips with the reason, except under CI (fails).
+    """
     if request.param == "memory":
         instance: AbstractStore = MemoryStore()
+    elif request.param == "mlflow":
+        from nbmlops.store.mlflow_store import MlflowStore
+
+        instance = MlflowStore(request.getfixturevalue("mlflow_server").store_uri())
     else:
         instance = SqliteStore(tmp_path / "contract" / "nbmlops.db")
     yield instance

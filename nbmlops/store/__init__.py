@@ -4,7 +4,7 @@
   as MLflow users know it); a plain filesystem path to a ``.db`` file or to a folder (which
   then holds ``nbmlops.db``) means the same.
 * ``memory:`` — a process-local store (tests, scratch); ``memory:NAME`` for separate ones.
-* ``mlflow+http(s)://...`` — an MLflow tracking server (team scale; a later step).
+* ``mlflow+http(s)://...`` — an MLflow tracking server (team scale, :mod:`.mlflow_store`).
 
 With no URI, :func:`default_tracking_uri` applies the default-location rule:
 ``NBMLOPS_TRACKING_URI`` if set; else the first ``.nbmlops/`` folder found walking up from
@@ -98,11 +98,10 @@ def open_store(uri: str) -> AbstractStore:
         from nbmlops.store.memory import MemoryStore
 
         return MemoryStore(uri)
-    if uri.startswith(("mlflow+http://", "mlflow+https://", "mlflow+")):
-        raise InvalidArgument(
-            f"tracking URI {uri!r}: the MLflow server backend is not available in this version; "
-            "use sqlite:///... or memory:"
-        )
+    if uri.startswith("mlflow+"):
+        from nbmlops.store.mlflow_store import MlflowStore
+
+        return MlflowStore(uri)
     raise InvalidArgument(
         f"unknown tracking URI {uri!r}; expected sqlite:///path.db, a folder path, or memory:"
     )

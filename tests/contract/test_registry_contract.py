@@ -1,7 +1,8 @@
 """The model registry part of the store contract (nbmlops/store/base.py), on every store.
 
-The ``store`` fixture (tests/conftest.py) is parametrized over MemoryStore and SqliteStore,
-so each expectation below is checked on both and the two implementations cannot drift.
+The ``store`` fixture (tests/conftest.py) is parametrized over MemoryStore, SqliteStore and
+MlflowStore (a real MLflow server on PostgreSQL), so each expectation below is checked on all
+of them and the implementations cannot drift.
 """
 
 from __future__ import annotations
