@@ -59,6 +59,14 @@ MlflowClient = Client  # the name MLflow users reach for
 #: Loaded on first use (models.py pulls in importlib.metadata and pickle machinery), so that
 #: ``import nbmlops`` stays light.
 _LAZY_MODELS = {"LoadedModel", "ModelInfo", "ModelIntegrityError", "load_model", "log_model"}
+#: The inline panels (twins of %mlops runs/compare/show/registry), loaded on first use so
+#: that ``import nbmlops`` never imports ipywidgets, pandas or matplotlib.
+_LAZY_PANELS = {
+    "runs_view": "nbmlops.display.runs_view",
+    "compare": "nbmlops.display.compare",
+    "show_run": "nbmlops.display.run_detail",
+    "registry_view": "nbmlops.display.registry_view",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -66,6 +74,18 @@ def __getattr__(name: str) -> object:
         from nbmlops import models
 
         return getattr(models, name)
+    if name in _LAZY_PANELS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_PANELS[name]), name)
+    if name in ("tune", "tune_interactive"):  # Optuna tuning, loaded (with optuna) on first use
+        from nbmlops import tuning
+
+        return getattr(tuning, name)
+    if name == "export_notebook":  # notebook -> package export, loaded on first use
+        from nbmlops.export.exporter import export_notebook
+
+        return export_notebook
     raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
 
 
@@ -98,7 +118,9 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "compare",
     "end_run",
+    "export_notebook",
     "flush",
     "get_client",
     "get_experiment",
@@ -121,12 +143,17 @@ __all__ = [
     "log_text",
     "promote",
     "register_model",
+    "registry_view",
+    "runs_view",
     "search_runs",
     "set_experiment",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
+    "show_run",
     "start_run",
+    "tune",
+    "tune_interactive",
     "unload_ipython_extension",
 ]
 

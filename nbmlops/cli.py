@@ -400,6 +400,45 @@ def _print_facts(lines: Sequence[tuple[str, str]]) -> None:
         print(f"{label + ':':<{width + 1}}  {value}")
 
 
+# --------------------------------------------------------------------------- sync
+
+
+def _configure_sync(parser: argparse.ArgumentParser) -> None:
+    from nbmlops.sync import configure_cli
+
+    configure_cli(parser)
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from nbmlops.sync import run_cli
+
+    return run_cli(args)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    from nbmlops.export.command import configure
+
+    configure(parser)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nbmlops.export.command import run
+
+    return run(args)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo() -> Any:
+    from nbmlops import demo
+
+    return demo
+
+
 # --------------------------------------------------------------------------- wiring
 
 
@@ -417,6 +456,21 @@ COMMANDS: dict[str, Command] = {
     "runs": Command("list runs as a table", _configure_runs, _cmd_runs),
     "doctor": Command(
         "check where the store is and whether it is healthy", _configure_doctor, _cmd_doctor
+    ),
+    "sync": Command(
+        "copy runs and models between two stores (e.g. to an MLflow server), idempotently",
+        _configure_sync,
+        _cmd_sync,
+    ),
+    "export": Command(
+        "export a notebook into a train/infer package (and --verify it reproduces the notebook)",
+        _configure_export,
+        _cmd_export,
+    ),
+    "demo": Command(
+        "run the example notebooks headless into the default store and show what they made",
+        lambda parser: _demo().configure(parser),
+        lambda args: _demo().run(args),
     ),
 }
 

@@ -28,12 +28,35 @@ MANUAL = """nbmlops notebook magics.
   %%mlops run [--name NAME] [--tags k=v ...]
       Make this cell a run (nested under the open parent or the session run).
                                                            e.g.  %%mlops run --name baseline
+  %%mlops tune --trials N [--timeout S] [--metric M] [--direction maximize|minimize]
+               [--storage URL] [--study NAME] [--sampler tpe|random|grid|cmaes]
+               [--pruner median|none] [--workers K] [--seed S] [--background] [--no-panel]
+      Tune with Optuna: the cell body is the objective (it sees `trial`, calls
+      trial.suggest_*, assigns the metric variable M or returns/logs it; trial.report
+      enables pruning). Each trial is a child run of a tuning run; a live panel with a
+      Stop button; `best_params` (and `tune_result`) are bound afterwards. Ctrl-C stops
+      after the running trial. Same --study and --storage resume a study. Python twin:
+      nbmlops.tune().                           e.g.  %%mlops tune --trials 30 --metric f1
+  %mlops tune --interactive SPACE [--objective NAME] [--study NAME]
+      Sliders/dropdowns from the search-space dict SPACE (a variable); each Run click is
+      one trial (a nested run) of the same study: the last tuned one, or --study.
+      Python twin: nbmlops.tune_interactive().  e.g.  %mlops tune --interactive space
   %mlops param k=v ...      log params into this cell's run    e.g.  %mlops param model=rf depth=5
   %mlops metric k=v ... [--step N]   log metrics              e.g.  %mlops metric f1=0.82 --step 3
   %mlops tag k=v ...        set tags on this cell's run        e.g.  %mlops tag stage=dev
   %mlops status             store location, experiment, session run, open runs, autolog state
-  %mlops runs [--last N] [--filter F] [--experiment E] [--all]
-      The runs of this notebook's experiment as a tree.   e.g.  %mlops runs --filter "metrics.f1 > 0.8"
+  %mlops runs [--last N] [--filter F] [--order-by K] [--experiment E] [--all]
+      The runs panel: this notebook's runs as a tree, paged, sortable, filterable, with
+      selection and "Compare selected".   e.g.  %mlops runs --filter "metrics.f1 > 0.8"
+  %mlops compare RUN [RUN ...] | --last N | --best N --metric M [--lower-is-better]
+                 [--minimize K ...] [--maximize K ...] [--experiment E] [--filter F]
+      2 to 20 runs side by side: differing params first, best metric per row, metric
+      histories, code/data/environment differences. RUN: id, id prefix or name.
+                                                           e.g.  %mlops compare --best 3 --metric f1
+  %mlops show RUN|last      a run's params, metrics, charts, artifacts, inputs, model, code
+  %mlops registry [NAME] [--metric M]
+      Registry panel: versions, aliases, metric chart, set challenger / promote / archive,
+      audit log.                                           e.g.  %mlops registry churn
   %mlops register RUN_ID|last NAME [--alias ALIAS] [--path PATH]
       Register the model logged in a run (`last`: the newest run of this notebook's
       experiment with a logged model) as the next version of NAME.
@@ -47,11 +70,17 @@ MANUAL = """nbmlops notebook magics.
       Point an alias at a version (or remove it).   e.g.  %mlops alias churn challenger 4
   %mlops models [NAME]      registered models, or the versions of NAME
   %mlops history NAME       the audit log of NAME (alias/stage changes, promotion decisions)
+  %mlops export [--out DIR] [--name PKG] [--verify] [--force] [--model VAR]
+      Export this notebook (as saved on disk) into a train/infer package; --verify runs the
+      exported train.py in a fresh interpreter and compares its metrics with this notebook's
+      runs. Python twin: nbmlops.export.export_current_notebook().
+                                                  e.g.  %mlops export --out ../churn-pkg --verify
   %mlops help               this text (also: %mlops?)
 
 Python twins: nbmlops.autolog(); nbmlops.autolog.start(), end(), cell_run(), status(), runs_table();
 nbmlops.registry.register_run(), nbmlops.promote(), Client.set_registered_model_alias(),
-nbmlops.registry.models_table(), nbmlops.registry.history_table().
+nbmlops.registry.models_table(), nbmlops.registry.history_table();
+panels: nbmlops.runs_view(), nbmlops.compare(), nbmlops.show_run(), nbmlops.registry_view().
 """
 
 
@@ -103,6 +132,22 @@ def _build_parser() -> _Parser:
     runs.add_argument("--filter", default="")
     runs.add_argument("--experiment")
     runs.add_argument("--all", action="store_true")
+    runs.add_argument("--order-by", action="append")
+    compare = sub.add_parser("compare", add_help=False)
+    compare.add_argument("runs", nargs="*")
+    compare.add_argument("--last", type=int)
+    compare.add_argument("--best", type=int)
+    compare.add_argument("--metric")
+    compare.add_argument("--lower-is-better", action="store_true", default=None)
+    compare.add_argument("--minimize", nargs="+", default=[])
+    compare.add_argument("--maximize", nargs="+", default=[])
+    compare.add_argument("--experiment")
+    compare.add_argument("--filter", default="")
+    show = sub.add_parser("show", add_help=False)
+    show.add_argument("run")
+    registry_panel = sub.add_parser("registry", add_help=False)
+    registry_panel.add_argument("name", nargs="?")
+    registry_panel.add_argument("--metric")
     register = sub.add_parser("register", add_help=False)
     register.add_argument("run")
     register.add_argument("name")
@@ -125,6 +170,13 @@ def _build_parser() -> _Parser:
     models.add_argument("name", nargs="?")
     history = sub.add_parser("history", add_help=False)
     history.add_argument("name")
+    export = sub.add_parser("export", add_help=False)
+    export.add_argument("--out")
+    export.add_argument("--name")
+    export.add_argument("--verify", action="store_true")
+    export.add_argument("--force", action="store_true")
+    export.add_argument("--model")
+    _add_tune_parser(sub)
     sub.add_parser("help", add_help=False)
     return parser
 
@@ -135,7 +187,29 @@ def _build_cell_parser() -> _Parser:
     run = sub.add_parser("run", add_help=False)
     run.add_argument("--name")
     run.add_argument("--tags", nargs="*", default=[])
+    _add_tune_parser(sub)
     return parser
+
+
+def _add_tune_parser(sub: Any) -> None:
+    """``tune`` arguments, shared by ``%%mlops tune`` and ``%mlops tune --interactive``."""
+    tune = sub.add_parser("tune", add_help=False)
+    tune.add_argument("--trials", type=int)
+    tune.add_argument("--timeout", type=float)
+    tune.add_argument("--metric", default="f1")
+    tune.add_argument("--direction", default="maximize")
+    tune.add_argument("--storage")
+    tune.add_argument("--study")
+    tune.add_argument("--sampler", choices=["tpe", "random", "grid", "cmaes"])
+    tune.add_argument("--pruner", choices=["median", "none"], default="median")
+    tune.add_argument("--workers", type=int, default=1)
+    tune.add_argument("--jobs", type=int, default=1)
+    tune.add_argument("--seed", type=int)
+    tune.add_argument("--name")
+    tune.add_argument("--background", action="store_true")
+    tune.add_argument("--no-panel", action="store_true")
+    tune.add_argument("--interactive", metavar="SPACE")
+    tune.add_argument("--objective")
 
 
 def _split(line: str) -> list[str]:
@@ -165,8 +239,13 @@ class MlopsMagics(Magics):
     @cell_magic("mlops")
     def mlops_cell(self, line: str = "", cell: str = "") -> Any:
         args = _build_cell_parser().parse_args(_split(line))
+        if args.command == "tune":
+            return self._tune_cell(args, cell)
         if args.command != "run":
-            raise UsageError("%%mlops: expected `%%mlops run [--name NAME] [--tags k=v ...]`")
+            raise UsageError(
+                "%%mlops: expected `%%mlops run [--name NAME] [--tags k=v ...]` or "
+                "`%%mlops tune --trials N ...`"
+            )
         from nbmlops import autolog as api
 
         try:
@@ -251,14 +330,41 @@ class MlopsMagics(Magics):
             print(f"{key:>15}: {value}")
 
     def _do_runs(self, args: argparse.Namespace) -> Any:
-        from nbmlops import autolog as api
+        from nbmlops.display.runs_view import runs_view
 
-        return api.runs_table(
-            last=args.last,
-            filter_string=args.filter,
+        return runs_view(
             experiment=args.experiment,
+            filter_string=args.filter,
+            order_by=args.order_by,
+            last=args.last,
             all_experiments=args.all,
         )
+
+    def _do_compare(self, args: argparse.Namespace) -> Any:
+        from nbmlops.display.compare import compare
+
+        directions: dict[str, Any] = {key: "min" for key in args.minimize}
+        directions.update({key: "max" for key in args.maximize})
+        return compare(
+            *args.runs,
+            last=args.last,
+            best=args.best,
+            metric=args.metric,
+            lower_is_better=args.lower_is_better,
+            directions=directions,
+            experiment=args.experiment,
+            filter_string=args.filter,
+        )
+
+    def _do_show(self, args: argparse.Namespace) -> Any:
+        from nbmlops.display.run_detail import show_run
+
+        return show_run(args.run)
+
+    def _do_registry(self, args: argparse.Namespace) -> Any:
+        from nbmlops.display.registry_view import registry_view
+
+        return registry_view(args.name, metric=args.metric)
 
     # ----------------------------------------------------------------- registry
     def _notebook_experiment(self) -> str | None:
@@ -321,6 +427,104 @@ class MlopsMagics(Magics):
         from nbmlops import registry
 
         return registry.history_table(args.name)
+
+    def _do_export(self, args: argparse.Namespace) -> Any:
+        from nbmlops.export import export_current_notebook
+
+        report = export_current_notebook(
+            out=args.out,
+            verify=args.verify,
+            package=args.name,
+            force=args.force,
+            model=args.model,
+        )
+        print(report.summary())
+
+    # ----------------------------------------------------------------- tuning
+    def _user_value(self, expression: str, option: str) -> Any:
+        """A notebook value named (or written as an expression) in a magic argument."""
+        try:
+            return eval(expression, self.shell.user_ns)  # the user's own expression
+        except Exception as exc:
+            raise UsageError(
+                f"%mlops tune {option}: cannot evaluate {expression!r} ({exc})"
+            ) from None
+
+    def _bind_tuning(self, result: Any) -> None:
+        if result is None:
+            return
+        self.shell.user_ns["tune_result"] = result
+        best = result.best_trial
+        if best is not None:
+            self.shell.user_ns["best_params"] = dict(best.params)
+
+    def _do_tune(self, args: argparse.Namespace) -> None:
+        from nbmlops import tuning
+
+        if args.interactive is None:
+            raise UsageError(
+                "%mlops tune: use the cell magic `%%mlops tune --trials N` (the cell body is "
+                "the objective), or `%mlops tune --interactive SPACE`"
+            )
+        objective = self._user_value(args.objective, "--objective") if args.objective else None
+        directions = args.direction.split(",")
+        tuning.tune_interactive(
+            objective,
+            self._user_value(args.interactive, "--interactive"),
+            study=args.study,
+            metric=args.metric.split(",") if "," in args.metric else args.metric,
+            directions=directions if objective is not None or args.study else None,
+            show=not args.no_panel,
+        )
+
+    def _tune_cell(self, args: argparse.Namespace, cell: str) -> None:
+        from nbmlops import tuning
+
+        metrics = args.metric.split(",")
+        directions = args.direction.split(",")
+        try:
+            objective = tuning.objective_from_cell(
+                self.shell.transform_cell(cell), self.shell.user_ns, metric=metrics[0]
+            )
+            if args.interactive is not None:
+                tuning.tune_interactive(
+                    objective,
+                    self._user_value(args.interactive, "--interactive"),
+                    study=args.study,
+                    metric=metrics if len(metrics) > 1 else metrics[0],
+                    directions=directions,
+                    show=not args.no_panel,
+                )
+                return None
+            if args.trials is None and args.timeout is None:
+                raise UsageError("%%mlops tune: give --trials N and/or --timeout SECONDS")
+            result = tuning.tune(
+                objective,
+                n_trials=args.trials,
+                timeout=args.timeout,
+                directions=directions,
+                metric=metrics if len(metrics) > 1 else metrics[0],
+                sampler=args.sampler,
+                pruner=args.pruner,
+                storage=args.storage,
+                study_name=args.study,
+                n_jobs=args.jobs,
+                n_workers=args.workers,
+                seed=args.seed,
+                background=args.background,
+                run_name=args.name,
+                show=not args.no_panel,
+            )
+        except tuning.TuningFailed as exc:
+            self._bind_tuning(exc.result)
+            raise
+        except KeyboardInterrupt:
+            self._bind_tuning(tuning.last_result())
+            raise
+        except NbMlopsError as exc:
+            raise UsageError(f"%%mlops tune: {exc}") from None
+        result.add_done_callback(self._bind_tuning)
+        return None
 
 
 def load(shell: Any) -> None:

@@ -11,10 +11,16 @@ python=${PYTHON:-python3}
 if [[ ! -x "$venv/bin/python" ]]; then
     "$python" -m venv "$venv"
 fi
+# The editable install also builds the JupyterLab extension (labextension/ -> nbmlops/labextension,
+# with jlpm from the build requirements; Node.js >= 20 must be on PATH).
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 echo "== ruff"
 "$venv/bin/ruff" check .
+
+echo "== labextension: type-check, eslint, unit tests (vitest)"
+venv_bin=$(cd "$venv/bin" && pwd)
+(cd labextension && PATH="$venv_bin:$PATH" jlpm install && PATH="$venv_bin:$PATH" jlpm check)
 
 # Notebooks and any code that falls back to the default store write into a throwaway store.
 store_dir=$(mktemp -d)

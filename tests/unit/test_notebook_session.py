@@ -169,7 +169,7 @@ def test_bad_magic_arguments_are_one_line_usage_errors(ipshell: Any) -> None:
             ipshell.run_line_magic("mlops", line)
         assert "\n" not in str(info.value).strip(), line
     with pytest.raises(UsageError, match="'run'"):
-        ipshell.run_cell_magic("mlops", "tune", "pass")
+        ipshell.run_cell_magic("mlops", "bogus", "pass")  # `tune` is a cell subcommand now
 
 
 def test_help_and_docstring_are_the_manual(
@@ -190,12 +190,15 @@ def test_status_and_runs_table(ipshell: Any, capsys: pytest.CaptureFixture[str])
     ipshell.run_line_magic("mlops", "status")
     out = capsys.readouterr().out
     assert "analysis.ipynb" in out and "autolog: True" in out
-    table = ipshell.run_line_magic("mlops", "runs")
-    assert list(table["type"]) == ["session", "cell"]
-    assert table["run"].iloc[1].startswith("└ ")
-    assert table["f1"].iloc[1] == 0.5
+    panel = ipshell.run_line_magic("mlops", "runs")  # the runs panel (nbmlops.runs_view)
+    tree = panel.table.tree
+    assert [t.row.run_type for t in tree] == ["session", "cell"]
+    assert [t.depth for t in tree] == [0, 1] and tree[1].row.parent_run_id == tree[0].row.run_id
+    assert tree[1].row.metrics["f1"] == 0.5 and "f1" in panel.table.metrics
+    table = panel.to_pandas()
+    assert table["run"].iloc[1].startswith("└ ") and table["metrics.f1"].iloc[1] == 0.5
     filtered = ipshell.run_line_magic("mlops", 'runs --filter "metrics.f1 > 0.9"')
-    assert filtered.empty
+    assert len(filtered.table) == 0 and "No runs match" in filtered.to_html()
 
 
 def test_autolog_off_finishes_session_and_shutdown_kills_open_runs(ipshell: Any) -> None:
